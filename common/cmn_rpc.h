@@ -64,6 +64,10 @@ typedef struct cmn_rpc_server_config {
   const cmn_rpc_method *methods;  /* table, copied at start */
   size_t n_methods;
   void *ctx;                      /* passed to every handler */
+  /* Optional registry (must outlive the server): per method
+   * cairn_rpc_calls_total{service,method,code} and
+   * cairn_rpc_duration_seconds{service,method}. */
+  struct cmn_metrics *metrics;
 } cmn_rpc_server_config;
 
 /*

@@ -25,6 +25,7 @@
 
 #include "cairn_error.h"
 #include "cmn_log.h"
+#include "cmn_metrics.h"
 #include "cmn_util.h"
 
 #include <errno.h>
@@ -55,6 +56,8 @@ struct worker {
 struct method_row {
   const ProtobufCMethodDescriptor *desc;
   cmn_rpc_handler handler;
+  cmn_counter *ok, *failed;   /* NULL without a registry */
+  cmn_histogram *duration;
 };
 
 struct cmn_rpc_server {
@@ -99,6 +102,7 @@ struct cmn_rpc_call {
   char code_str[16];
   char *peer;
   int64_t deadline_mono_ms;
+  int64_t start_ns;
 };
 
 static void call_free(cmn_rpc_call *c) {
@@ -211,6 +215,10 @@ static void send_final(cmn_rpc_call *c, grpc_byte_buffer *bb, int code, const ch
   n++;
   c->state = CS_SENDING;
   atomic_fetch_add(&c->srv->calls, 1);
+  if (c->row && c->row->ok) {
+    cmn_counter_inc(code == 0 ? c->row->ok : c->row->failed);
+    cmn_histogram_observe(c->row->duration, (double)(cmn_mono_ns() - c->start_ns) / 1e9);
+  }
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
   if (e != GRPC_CALL_OK) {
     CMN_ERROR("rpc", "start_batch(final) failed error=%d", (int)e);
@@ -220,6 +228,7 @@ static void send_final(cmn_rpc_call *c, grpc_byte_buffer *bb, int code, const ch
 
 static void on_new_call(cmn_rpc_call *c) {
   cmn_rpc_server *srv = c->srv;
+  c->start_ns = cmn_mono_ns();
   c->peer = grpc_call_get_peer(c->call);
   gpr_timespec dl = gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC);
   gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
@@ -361,6 +370,22 @@ static int build_table(cmn_rpc_server *srv, const cmn_rpc_server_config *cfg) {
       return CAIRN_EINVAL;
     }
     srv->rows[m - cfg->service->methods].handler = cfg->methods[i].handler;
+  }
+  for (unsigned i = 0; cfg->metrics && i < cfg->service->n_methods; i++) {
+    struct method_row *r = &srv->rows[i];
+    if (!r->handler) continue;
+    cmn_label l[3] = {{"service", cfg->service->name}, {"method", r->desc->name}, {"code", "ok"}};
+    int rc = cmn_counter_register(cfg->metrics, "cairn_rpc_calls_total", "RPC calls answered", l,
+                                  3, &r->ok);
+    l[2].value = "error";
+    if (rc == 0)
+      rc = cmn_counter_register(cfg->metrics, "cairn_rpc_calls_total", "RPC calls answered", l, 3,
+                                &r->failed);
+    if (rc == 0)
+      rc = cmn_histogram_register(cfg->metrics, "cairn_rpc_duration_seconds",
+                                  "RPC time from arrival to answer", l, 2,
+                                  cmn_metrics_latency_buckets, CMN_METRICS_LATENCY_NBUCKETS, &r->duration);
+    if (rc != 0) return rc;
   }
   int n = snprintf(srv->prefix, sizeof srv->prefix, "/%s/", cfg->service->name);
   if (n < 0 || (size_t)n >= sizeof srv->prefix) return CAIRN_EINVAL;

@@ -6,6 +6,7 @@
 #include "test_main.h"
 
 #include "cairn_error.h"
+#include "cmn_metrics.h"
 #include "cmn_rpc.h"
 #include "cmn_util.h"
 #include "master.pb-c.h"
@@ -26,6 +27,7 @@
 #define SERVER_MAX (1u << 20) /* 1 MiB receive limit on the server */
 
 struct fixture {
+  cmn_metrics *metrics;
   cmn_rpc_server *srv;
   cmn_rpc_channel *ch;
   char target[64];
@@ -96,6 +98,8 @@ static int setup(void **state) {
       .n_methods = CMN_ARRAY_LEN(test_methods),
       .ctx = f,
   };
+  if (cmn_metrics_create(&f->metrics) != 0) return -1;
+  cfg.metrics = f->metrics;
   if (cmn_rpc_server_start(&cfg, &f->srv) != 0) return -1;
   snprintf(f->target, sizeof f->target, "127.0.0.1:%d", cmn_rpc_server_port(f->srv));
   cmn_rpc_client_config cc = {.secret = SECRET, .max_message = 8u << 20};
@@ -109,6 +113,7 @@ static int teardown(void **state) {
   cmn_rpc_channel_close(f->ch);
   cmn_rpc_server_stop(f->srv);
   for (int i = 0; i < atomic_load(&f->n_later); i++) pthread_join(f->later[i], NULL);
+  cmn_metrics_destroy(f->metrics);
   free(f);
   return 0;
 }
@@ -139,6 +144,15 @@ static void round_trip(void **state) {
   assert_non_null(strstr(r->peer, "127.0.0.1"));
   protobuf_c_message_free_unpacked(&r->base, NULL);
   assert_int_equal(atomic_load(&f->handled), 1);
+  /* The call is counted per method. */
+  req.fail_with = CAIRN_ENOENT;
+  assert_int_equal(call_echo(f->ch, &req, &r, 5000, &st), CAIRN_ENOENT);
+  cmn_buf text = {0};
+  assert_int_equal(cmn_metrics_render(f->metrics, &text), 0);
+  assert_non_null(strstr(text.data, "cairn_rpc_calls_total{service=\"cairn.v1.Test\",method=\"Echo\",code=\"ok\"} 1"));
+  assert_non_null(strstr(text.data, "cairn_rpc_calls_total{service=\"cairn.v1.Test\",method=\"Echo\",code=\"error\"} 1"));
+  assert_non_null(strstr(text.data, "cairn_rpc_duration_seconds_count{service=\"cairn.v1.Test\",method=\"Echo\"} 2"));
+  cmn_buf_free(&text);
 }
 
 static void unknown_method_is_unimplemented(void **state) {
