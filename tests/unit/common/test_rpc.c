@@ -167,7 +167,8 @@ static void unknown_method_is_unimplemented(void **state) {
   assert_null(reply);
   /* A method of another service altogether. */
   Cairn__V1__PathRequest pr = CAIRN__V1__PATH_REQUEST__INIT;
-  pr.path = "/x";
+  pr.path.data = (uint8_t *)"/x";
+  pr.path.len = 2;
   rc = cmn_rpc_call_unary(f->ch, &cairn__v1__master__descriptor, "Stat", &pr.base, &reply, 5000,
                           &st);
   assert_int_equal(rc, CAIRN_EUNIMPL);
