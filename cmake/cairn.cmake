@@ -5,10 +5,15 @@
 # Builds one cmocka test program from <source.c> and registers every case it
 # lists (each `cmocka_unit_test*(name)` in the file) as its own CTest entry
 # named <program>.<case>, so `ctest -j` runs cases in parallel and `ctest -N`
-# lists them all. The program runs one case when given its name
+# lists them all. KIND is the CTest label of the kind of test: `unit`
+# (default; also run under qemu by the arm64 cross-build) or `integration`
+# (real daemons; CAIRN_BIN_DIR tells the test where the binaries are). The program runs one case when given its name
 # (see tests/unit/test_main.h).
 function(cairn_add_unit_test src)
-  cmake_parse_arguments(T "" "TIMEOUT" "LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "TIMEOUT;KIND" "LIBS;LABELS" ${ARGN})
+  if(NOT T_KIND)
+    set(T_KIND unit)
+  endif()
   get_filename_component(prog ${src} NAME_WE)
   add_executable(${prog} ${src})
   target_include_directories(${prog} PRIVATE ${PROJECT_SOURCE_DIR}/tests/unit)
@@ -26,7 +31,8 @@ function(cairn_add_unit_test src)
     string(REGEX REPLACE ".*\\(" "" case ${m})
     add_test(NAME ${prog}.${case} COMMAND ${prog} ${case})
     set_tests_properties(${prog}.${case} PROPERTIES TIMEOUT ${T_TIMEOUT}
-                         LABELS "unit;${T_LABELS}")
+                         LABELS "${T_KIND};${T_LABELS}"
+                         ENVIRONMENT "CAIRN_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
   endforeach()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${src})
 endfunction()

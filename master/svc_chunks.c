@@ -1,0 +1,474 @@
+/*
+ * svc_chunks.c - chunk RPCs of cairn.v1.Master: LookupChunks (reads),
+ * PrepareWrite (allocation and leases) and CompleteWrite (file size).
+ *
+ * Lease grant (GFS §3.1): when a writer asks for a chunk with no valid lease,
+ * the master bumps the chunk's version, makes the bump durable, and pushes it
+ * to every replica with SetVersion (the one chosen as primary also learns
+ * its lease and the replica set) before it hands the lease out. A replica
+ * that does not take the new version leaves the replica set (its copy is
+ * stale now) and the chunk is queued for repair. Only one grant per chunk
+ * runs at a time; a second writer meanwhile gets CAIRN_EBUSY and retries.
+ *
+ * A new chunk is created at version 1 and never handed out at that version:
+ * its first lease bumps it to 2, and a chunkserver without the replica
+ * creates it when told "1 -> 2" (see SetVersionRequest).
+ */
+#include "mst_master.h"
+#include "svc_internal.h"
+
+#include "cairn_error.h"
+#include "cmn_log.h"
+#include "cmn_util.h"
+#include "chunkserver.pb-c.h"
+#include "mst_placement.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOOKUP_MAX 1024
+#define SET_VERSION_TIMEOUT_MS 2000
+
+/* ---- replies ------------------------------------------------------------- */
+
+/* Storage for one ChunkLocation and its replica addresses. The strings
+ * point into the server table: valid while the lock is held, so replies
+ * built from it are sent before the lock is released, or copied. */
+struct loc_buf {
+  Cairn__V1__ChunkLocation loc;
+  Cairn__V1__ServerAddress addrs[MST_CHUNK_REPLICAS_MAX];
+  Cairn__V1__ServerAddress *ptrs[MST_CHUNK_REPLICAS_MAX];
+  cmn_buf strings; /* copies, when the reply outlives the lock */
+};
+
+static void fill_addr(Cairn__V1__ServerAddress *a, const mst_server *s) {
+  cairn__v1__server_address__init(a);
+  a->id = (char *)s->id;
+  a->data_addr = (char *)s->data_addr;
+  a->rpc_addr = (char *)s->rpc_addr;
+  a->zone = (char *)s->zone;
+}
+
+/* Fill a location from the chunk table (caller holds the lock). Dead
+ * servers are left out; with `primary` != MST_SERVER_NONE it goes first. */
+static void fill_loc(mst_master *m, struct loc_buf *b, const mst_chunk_info *ci, uint16_t primary,
+                     int64_t lease_expiry) {
+  cairn__v1__chunk_location__init(&b->loc);
+  b->loc.handle = ci->handle;
+  b->loc.version = ci->version;
+  b->loc.index = ci->index;
+  b->loc.length = ci->length;
+  size_t n = 0;
+  const mst_server *p = primary != MST_SERVER_NONE ? mst_servers_get(m->servers, primary) : NULL;
+  if (p && !p->dead) {
+    fill_addr(&b->addrs[n], p);
+    b->ptrs[n] = &b->addrs[n];
+    n++;
+    b->loc.primary_id = (char *)p->id;
+    b->loc.lease_expiry_ms = lease_expiry;
+  }
+  for (unsigned i = 0; i < ci->nrep; i++) {
+    if (ci->replicas[i] == primary) continue;
+    const mst_server *s = mst_servers_get(m->servers, ci->replicas[i]);
+    if (!s || s->dead) continue;
+    fill_addr(&b->addrs[n], s);
+    b->ptrs[n] = &b->addrs[n];
+    n++;
+  }
+  b->loc.n_replicas = n;
+  b->loc.replicas = b->ptrs;
+}
+
+/* Copy every string of a filled location into b->strings so the location
+ * stays valid after the lock is released. */
+static void detach_loc(struct loc_buf *b) {
+  size_t total = 0;
+  for (size_t i = 0; i < b->loc.n_replicas; i++) {
+    Cairn__V1__ServerAddress *a = &b->addrs[i];
+    total += strlen(a->id) + strlen(a->data_addr) + strlen(a->rpc_addr) + strlen(a->zone) + 4;
+  }
+  total += strlen(b->loc.primary_id) + 1;
+  cmn_buf_reserve(&b->strings, total); /* no reallocation below: pointers stay put */
+#define KEEP(field)                                          \
+  do {                                                       \
+    size_t off_ = b->strings.len;                            \
+    cmn_buf_append(&b->strings, (field), strlen(field) + 1); \
+    (field) = b->strings.data + off_;                        \
+  } while (0)
+  for (size_t i = 0; i < b->loc.n_replicas; i++) {
+    KEEP(b->addrs[i].id);
+    KEEP(b->addrs[i].data_addr);
+    KEEP(b->addrs[i].rpc_addr);
+    KEEP(b->addrs[i].zone);
+  }
+  KEEP(b->loc.primary_id);
+#undef KEEP
+}
+
+/* ---- LookupChunks ------------------------------------------------------------ */
+
+void mst_svc_lookup_chunks(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) {
+  mst_master *m = ctx;
+  const Cairn__V1__LookupChunksRequest *req = (const Cairn__V1__LookupChunksRequest *)msg;
+  size_t count = req->count ? req->count : 64;
+  if (count > LOOKUP_MAX) count = LOOKUP_MAX;
+  uint64_t *handles = cmn_malloc(count * sizeof *handles);
+  struct loc_buf *bufs = NULL;
+  Cairn__V1__ChunkLocation **locs = NULL;
+  int64_t now = mst_now_ms();
+  pthread_rwlock_rdlock(&m->lock);
+  mst_ns_info info;
+  int rc = mst_ns_stat_id(m->ns, req->file_id, &info);
+  if (rc == 0 && info.type != MST_NS_FILE) rc = CAIRN_EISDIR;
+  if (rc != 0) {
+    pthread_rwlock_unlock(&m->lock);
+    cmn_rpc_fail(call, rc, "lookup of file %llu: %s", (unsigned long long)req->file_id,
+                 cairn_strerror(rc));
+    goto done;
+  }
+  int n = mst_ns_chunks(m->ns, req->file_id, req->first_index, count, handles);
+  if (n < 0) n = 0;
+  bufs = cmn_calloc((size_t)n + 1, sizeof *bufs);
+  locs = cmn_calloc((size_t)n + 1, sizeof *locs);
+  size_t k = 0;
+  for (int i = 0; i < n; i++) {
+    mst_chunk_info ci;
+    if (mst_chunks_get(m->chunks, handles[i], &ci) != 0) continue;
+    uint16_t primary = MST_SERVER_NONE;
+    if (mst_chunks_lease_valid(m->chunks, ci.handle, now, &primary) != 1) primary = MST_SERVER_NONE;
+    fill_loc(m, &bufs[k], &ci, primary, ci.lease_expiry_ms);
+    locs[k] = &bufs[k].loc;
+    k++;
+  }
+  Cairn__V1__LookupChunksReply r = CAIRN__V1__LOOKUP_CHUNKS_REPLY__INIT;
+  r.n_chunks = k;
+  r.chunks = locs;
+  r.file_size = info.size;
+  /* Strings point into the server table: answer while the lock is held
+   * (cmn_rpc_reply serializes before it returns). */
+  cmn_rpc_reply(call, &r.base);
+  pthread_rwlock_unlock(&m->lock);
+done:
+  free(bufs);
+  free(locs);
+  free(handles);
+}
+
+/* ---- allocation -------------------------------------------------------------- */
+
+static mst_place_opts place_opts(const mst_master *m) {
+  mst_place_opts o = {0};
+  o.min_free_bytes = m->cfg.chunk_size;
+  o.creation_cap = (uint32_t)m->cfg.creation_cap;
+  return o;
+}
+
+/*
+ * Allocate chunk `index` of file `info` (caller holds the write lock):
+ * choose servers, apply and log OpAddChunk, record the replicas. The
+ * replicas exist on the servers only once the first lease is granted.
+ */
+static int allocate_chunk(mst_master *m, const mst_ns_info *info, uint64_t index, int64_t now) {
+  uint16_t chosen[MST_CHUNK_REPLICAS_MAX];
+  mst_place_opts o = place_opts(m);
+  mst_place_req r = {.k = info->goal, .allow_fewer = m->cfg.allow_fewer_replicas};
+  int n = mst_place_targets(m->servers, &o, &r, now, &m->rng, chosen);
+  if (n < 0) return n;
+  Cairn__V1__OpAddChunk op = CAIRN__V1__OP_ADD_CHUNK__INIT;
+  op.file_id = info->id;
+  op.index = index;
+  op.handle = m->next_handle;
+  op.version = 1;
+  Cairn__V1__OplogRecord rec = CAIRN__V1__OPLOG_RECORD__INIT;
+  rec.op_case = CAIRN__V1__OPLOG_RECORD__OP_ADD_CHUNK;
+  rec.add_chunk = &op;
+  int rc = mst_apply(m, &rec);
+  if (rc != 0) return rc;
+  mst_log_record(m, &rec, NULL, NULL);
+  for (int i = 0; i < n; i++) {
+    mst_chunks_add_replica(m->chunks, op.handle, chosen[i]);
+    mst_servers_note_creation(m->servers, chosen[i], now);
+  }
+  if ((unsigned)n < info->goal) mst_chunks_repair_enqueue(m->chunks, op.handle, false);
+  cmn_counter_inc(m->m_chunks_allocated);
+  return 0;
+}
+
+/* ---- lease grant ----------------------------------------------------------- */
+
+static bool granting(const mst_master *m, uint64_t handle) {
+  for (size_t i = 0; i < m->n_granting; i++)
+    if (m->granting[i] == handle) return true;
+  return false;
+}
+
+static void granting_add(mst_master *m, uint64_t handle) {
+  if (m->n_granting == m->cap_granting) {
+    m->cap_granting = m->cap_granting ? 2 * m->cap_granting : 16;
+    m->granting = cmn_realloc(m->granting, m->cap_granting * sizeof *m->granting);
+  }
+  m->granting[m->n_granting++] = handle;
+}
+
+static void granting_del(mst_master *m, uint64_t handle) {
+  for (size_t i = 0; i < m->n_granting; i++) {
+    if (m->granting[i] == handle) {
+      m->granting[i] = m->granting[--m->n_granting];
+      return;
+    }
+  }
+}
+
+/* Tell one replica its new version (and, for the primary, its lease).
+ * Runs without the lock. */
+static int push_version(mst_master *m, const char *rpc_addr, uint64_t handle, uint64_t old_v,
+                        uint64_t new_v, int64_t expiry, Cairn__V1__ServerAddress **replicas,
+                        size_t nrep) {
+  cmn_rpc_channel *ch;
+  int rc = cmn_rpc_pool_get(m->peers, rpc_addr, &ch);
+  if (rc != 0) return rc;
+  Cairn__V1__SetVersionRequest req = CAIRN__V1__SET_VERSION_REQUEST__INIT;
+  req.handle = handle;
+  req.old_version = old_v;
+  req.new_version = new_v;
+  req.lease_expiry_ms = expiry;
+  req.n_replicas = nrep;
+  req.replicas = replicas;
+  ProtobufCMessage *reply = NULL;
+  cmn_rpc_status st;
+  rc = cmn_rpc_call_unary(ch, &cairn__v1__chunkserver__descriptor, "SetVersion", &req.base, &reply,
+                          SET_VERSION_TIMEOUT_MS, &st);
+  if (reply) protobuf_c_message_free_unpacked(reply, NULL);
+  if (rc != 0)
+    CMN_WARN("lease", "replica refused new version handle=%llu server=%s version=%llu error=%s "
+             "message=\"%s\"",
+             (unsigned long long)handle, rpc_addr, (unsigned long long)new_v, cairn_err_name(rc),
+             st.message);
+  return rc;
+}
+
+/*
+ * Grant a lease on `handle`: bump the version durably, push it to every
+ * replica, drop those that do not answer, choose a primary. Called with the
+ * write lock held and the handle marked as granting; returns with the lock
+ * held (it is released during the disk wait and the RPCs).
+ */
+static int grant_lease(mst_master *m, uint64_t handle, struct loc_buf *out) {
+  mst_chunk_info ci;
+  int rc = mst_chunks_get(m->chunks, handle, &ci);
+  if (rc != 0) return rc;
+  if (ci.nrep == 0) return CAIRN_ENOSERVERS;
+  uint64_t old_v = ci.version, new_v = ci.version + 1;
+  Cairn__V1__OpSetVersion op = CAIRN__V1__OP_SET_VERSION__INIT;
+  op.handle = handle;
+  op.version = new_v;
+  Cairn__V1__OplogRecord rec = CAIRN__V1__OPLOG_RECORD__INIT;
+  rec.op_case = CAIRN__V1__OPLOG_RECORD__OP_SET_VERSION;
+  rec.set_version = &op;
+  if ((rc = mst_apply(m, &rec)) != 0) return rc;
+  mst_chunks_clear_lease(m->chunks, handle);
+  mst_waiter w;
+  mst_waiter_init(&w);
+  mst_log_record(m, &rec, mst_waiter_done, &w);
+
+  /* Snapshot the replica addresses; choose the least loaded live replica as
+   * primary and put it first. */
+  ci.version = new_v;
+  uint16_t primary = MST_SERVER_NONE;
+  uint32_t best = UINT32_MAX;
+  for (unsigned i = 0; i < ci.nrep; i++) {
+    const mst_server *s = mst_servers_get(m->servers, ci.replicas[i]);
+    if (s && !s->dead && s->load < best) {
+      best = s->load;
+      primary = ci.replicas[i];
+    }
+  }
+  if (primary == MST_SERVER_NONE) {
+    pthread_rwlock_unlock(&m->lock);
+    mst_waiter_wait(&w);
+    pthread_rwlock_wrlock(&m->lock);
+    return CAIRN_ENOSERVERS;
+  }
+  int64_t expiry = mst_now_ms() + m->cfg.lease_ms;
+  struct loc_buf snap = {0};
+  fill_loc(m, &snap, &ci, primary, expiry);
+  detach_loc(&snap);
+  uint16_t idx[MST_CHUNK_REPLICAS_MAX];
+  size_t nidx = 0;
+  idx[nidx++] = primary;
+  for (unsigned i = 0; i < ci.nrep; i++)
+    if (ci.replicas[i] != primary) idx[nidx++] = ci.replicas[i];
+  pthread_rwlock_unlock(&m->lock);
+
+  rc = mst_waiter_wait(&w); /* the bump is durable before any server hears of it */
+  int ok[MST_CHUNK_REPLICAS_MAX] = {0};
+  size_t acked = 0;
+  if (rc == 0) {
+    for (size_t i = 0; i < snap.loc.n_replicas; i++) {
+      int64_t exp = i == 0 ? expiry : 0;
+      ok[i] = push_version(m, snap.addrs[i].rpc_addr, handle, old_v, new_v, exp, snap.ptrs,
+                           snap.loc.n_replicas) == 0;
+      acked += ok[i] ? 1 : 0;
+    }
+  }
+
+  pthread_rwlock_wrlock(&m->lock);
+  if (rc == 0 && (acked == 0 || !ok[0])) rc = acked == 0 ? CAIRN_EUNAVAIL : CAIRN_EBUSY;
+  /* Replicas that did not take the new version are stale now. */
+  for (size_t i = 0; i < snap.loc.n_replicas && i < nidx; i++) {
+    if (ok[i]) continue;
+    if (mst_chunks_remove_replica(m->chunks, handle, idx[i]) == 1) {
+      mst_instr del = {.kind = MST_INSTR_DELETE, .handle = handle, .version = old_v};
+      (void)mst_servers_queue(m->servers, idx[i], &del);
+    }
+  }
+  if (acked < snap.loc.n_replicas) (void)mst_chunks_repair_enqueue(m->chunks, handle, false);
+  if (rc == 0) {
+    mst_chunks_set_lease(m->chunks, handle, primary, expiry);
+    cmn_counter_inc(m->m_leases);
+    /* Answer with what the servers acknowledged. */
+    size_t k = 0;
+    for (size_t i = 0; i < snap.loc.n_replicas; i++)
+      if (ok[i]) snap.ptrs[k++] = &snap.addrs[i];
+    snap.loc.n_replicas = k;
+    *out = snap;
+  } else {
+    cmn_buf_free(&snap.strings);
+  }
+  return rc;
+}
+
+/* ---- PrepareWrite ------------------------------------------------------------ */
+
+struct prep_reply {
+  cmn_rpc_call *call;
+  struct loc_buf loc;
+  uint64_t chunk_size;
+};
+
+static void prep_send(void *arg, int status) {
+  struct prep_reply *p = arg;
+  if (status != 0) {
+    cmn_rpc_fail(p->call, status, "metadata log failed");
+  } else {
+    Cairn__V1__PrepareWriteReply r = CAIRN__V1__PREPARE_WRITE_REPLY__INIT;
+    r.chunk = &p->loc.loc;
+    r.chunk_size = p->chunk_size;
+    cmn_rpc_reply(p->call, &r.base);
+  }
+  cmn_buf_free(&p->loc.strings);
+  free(p);
+}
+
+void mst_svc_prepare_write(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) {
+  mst_master *m = ctx;
+  const Cairn__V1__PrepareWriteRequest *req = (const Cairn__V1__PrepareWriteRequest *)msg;
+  struct prep_reply *p = cmn_calloc(1, sizeof *p);
+  p->call = call;
+  int64_t now = mst_now_ms();
+  bool marked = false;
+  pthread_rwlock_wrlock(&m->lock);
+  p->chunk_size = m->cfg.chunk_size;
+  mst_ns_info info;
+  int rc = mst_ns_stat_id(m->ns, req->file_id, &info);
+  if (rc == 0 && info.type != MST_NS_FILE) rc = CAIRN_EISDIR;
+  if (rc == 0 && info.trashed) rc = CAIRN_ENOENT;
+  uint64_t index = req->chunk_index;
+  if (req->append) {
+    index = info.chunk_count ? info.chunk_count - 1 : 0;
+    if (req->min_index > index) index = req->min_index;
+  }
+  /* A file can grow by at most a few chunks past its end in one call: a
+   * client cannot make the master allocate a million chunks at once. */
+  if (rc == 0 && index > info.chunk_count + 64) rc = CAIRN_EINVAL;
+  for (uint64_t i = info.chunk_count; rc == 0 && i <= index; i++) rc = allocate_chunk(m, &info, i, now);
+  uint64_t handle = 0;
+  if (rc == 0) rc = mst_ns_chunk_get(m->ns, info.id, index, &handle);
+  uint16_t primary = MST_SERVER_NONE;
+  mst_chunk_info ci;
+  if (rc == 0) rc = mst_chunks_get(m->chunks, handle, &ci);
+  if (rc == 0 && mst_chunks_lease_valid(m->chunks, handle, now, &primary) == 1) {
+    const mst_server *s = mst_servers_get(m->servers, primary);
+    if (s && !s->dead) {
+      fill_loc(m, &p->loc, &ci, primary, ci.lease_expiry_ms);
+      detach_loc(&p->loc);
+    } else {
+      rc = CAIRN_EBUSY; /* the holder died: its lease must expire first */
+    }
+  } else if (rc == 0) {
+    if (granting(m, handle)) {
+      rc = CAIRN_EBUSY;
+    } else {
+      granting_add(m, handle);
+      marked = true;
+      rc = grant_lease(m, handle, &p->loc);
+    }
+  }
+  if (marked) granting_del(m, handle);
+  if (rc != 0) {
+    pthread_rwlock_unlock(&m->lock);
+    cmn_rpc_fail(call, rc, "prepare write of file %llu chunk %llu: %s",
+                 (unsigned long long)req->file_id, (unsigned long long)index, cairn_strerror(rc));
+    cmn_buf_free(&p->loc.strings);
+    free(p);
+    return;
+  }
+  /* Anything allocated here was a new chunk, so a lease was granted for it,
+   * and the grant waited for its version record: every allocation record
+   * before it in the log is durable too. */
+  pthread_rwlock_unlock(&m->lock);
+  prep_send(p, 0);
+}
+
+/* ---- CompleteWrite ---------------------------------------------------------- */
+
+static void after_size(mst_master *m, mst_deferred *d, uint64_t id) {
+  mst_ns_info info;
+  d->path.len = 0;
+  if (mst_ns_stat_id(m->ns, id, &info) != 0) memset(&info, 0, sizeof info);
+  else (void)mst_ns_path(m->ns, id, &d->path);
+  if (!d->path.data) cmn_buf_append(&d->path, "", 0);
+  mst_fill_info(&d->info, &info, d->path.data);
+  cairn__v1__file_info_reply__init(&d->u.info);
+  d->u.info.info = &d->info;
+  d->msg = &d->u.info.base;
+}
+
+void mst_svc_complete_write(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) {
+  mst_master *m = ctx;
+  const Cairn__V1__CompleteWriteRequest *req = (const Cairn__V1__CompleteWriteRequest *)msg;
+  mst_deferred *d = mst_deferred_new(call);
+  pthread_rwlock_wrlock(&m->lock);
+  mst_ns_info info;
+  int rc = mst_ns_stat_id(m->ns, req->file_id, &info);
+  if (rc == 0 && info.type != MST_NS_FILE) rc = CAIRN_EISDIR;
+  /* The size may not run past the chunks the file has. */
+  if (rc == 0 && req->end_offset > info.chunk_count * m->cfg.chunk_size) rc = CAIRN_EINVAL;
+  if (rc != 0) {
+    pthread_rwlock_unlock(&m->lock);
+    mst_deferred_fail(d, rc, "complete write");
+    return;
+  }
+  if (req->end_offset <= info.size) { /* nothing changes: no record */
+    after_size(m, d, info.id);
+    pthread_rwlock_unlock(&m->lock);
+    mst_deferred_send(d, 0);
+    return;
+  }
+  Cairn__V1__OpSetSize op = CAIRN__V1__OP_SET_SIZE__INIT;
+  op.file_id = info.id;
+  op.size = req->end_offset;
+  op.mtime_ms = mst_now_ms();
+  Cairn__V1__OplogRecord rec = CAIRN__V1__OPLOG_RECORD__INIT;
+  rec.op_case = CAIRN__V1__OPLOG_RECORD__OP_SET_SIZE;
+  rec.set_size = &op;
+  rc = mst_apply(m, &rec);
+  if (rc != 0) {
+    pthread_rwlock_unlock(&m->lock);
+    mst_deferred_fail(d, rc, "complete write");
+    return;
+  }
+  after_size(m, d, info.id);
+  mst_log_record(m, &rec, mst_deferred_send, d);
+  pthread_rwlock_unlock(&m->lock);
+}
