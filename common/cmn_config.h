@@ -42,6 +42,7 @@
  *   ENUM      int       index into the option's NULL-terminated `choices`
  *                       (names matched in any case)
  *   ADDR      char *    "host:port" or "[v6addr]:port", host non-empty,
+ *                       (CMN_OPT_LISTEN: the same with port 0 allowed)
  *                       port 1..65535; stored as written, owned like STRING
  *
  * Names: table names are lower case with '_' ("chunk_size"). In files and
@@ -133,7 +134,10 @@ typedef struct cmn_config_spec {
 #define CMN_OPT_ENUM(T, f, name, choices, def, help)                                         \
   {name, CMN_CFG_ENUM, CMN_OPT_FIELD_(T, f, int), 0, 0, def, help, choices}
 #define CMN_OPT_ADDR(T, f, name, def, help)                                                  \
-  {name, CMN_CFG_ADDR, CMN_OPT_FIELD_(T, f, char *), 0, 0, def, help, NULL}
+  {name, CMN_CFG_ADDR, CMN_OPT_FIELD_(T, f, char *), 1, 65535, def, help, NULL}
+/* An address to listen on: like ADDR, but port 0 (any free port) is allowed. */
+#define CMN_OPT_LISTEN(T, f, name, def, help)                                                \
+  {name, CMN_CFG_ADDR, CMN_OPT_FIELD_(T, f, char *), 0, 65535, def, help, NULL}
 
 #define CMN_CONFIG_SPEC(prog, args, summary, T, table)                                       \
   {prog, args, summary, table, sizeof(table) / sizeof((table)[0]), sizeof(T)}

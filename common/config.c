@@ -149,8 +149,9 @@ static int parse_bool(const char *v) {
 }
 
 /* "host:port" or "[v6]:port": host non-empty without blanks, quotes, '#'
- * or '/' (and without ':' unless bracketed), port 1..65535 in digits. */
-static int check_addr(const char *v, char *why, size_t wl) {
+ * or '/' (and without ':' unless bracketed), port min_port..65535 in digits
+ * (min_port 0 for listen addresses, where 0 asks for any free port). */
+static int check_addr(const char *v, int64_t min_port, char *why, size_t wl) {
   const char *host = v, *colon;
   size_t hlen;
   if (v[0] == '[') {
@@ -173,9 +174,9 @@ static int check_addr(const char *v, char *why, size_t wl) {
   }
   uint64_t port;
   const char *end;
-  if (parse_digits(colon + 1, &port, &end) != 0 || *end || end - (colon + 1) > 5 || port < 1 ||
-      port > 65535)
-    return fail(why, wl, "'%s' needs a port from 1 to 65535", v);
+  if (parse_digits(colon + 1, &port, &end) != 0 || *end || end - (colon + 1) > 5 ||
+      (int64_t)port < min_port || port > 65535)
+    return fail(why, wl, "'%s' needs a port from %lld to 65535", v, (long long)min_port);
   return 0;
 }
 
@@ -228,7 +229,7 @@ static int set_value(const cmn_config_opt *o, void *base, const char *v, char *w
     return rc;
   }
   case CMN_CFG_ADDR:
-    if ((rc = check_addr(v, why, wl)) != 0) return rc;
+    if ((rc = check_addr(v, o->min, why, wl)) != 0) return rc;
     /* fall through */
   case CMN_CFG_STRING: {
     char **p = f;

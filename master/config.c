@@ -13,9 +13,9 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const cmn_config_opt opts[] = {
     CMN_OPT_STRING(mst_config, dir, "dir", "",
                    "data directory: cluster identity, secret, operation log and checkpoints"),
-    CMN_OPT_ADDR(mst_config, listen, "listen", "0.0.0.0:9000",
+    CMN_OPT_LISTEN(mst_config, listen, "listen", "0.0.0.0:9000",
                  "address of the cairn.v1.Master gRPC service"),
-    CMN_OPT_ADDR(mst_config, http_listen, "http_listen", "0.0.0.0:9100",
+    CMN_OPT_LISTEN(mst_config, http_listen, "http_listen", "0.0.0.0:9100",
                  "address of /metrics, /healthz and /status"),
     CMN_OPT_STRING(mst_config, secret_file, "secret_file", "",
                    "cluster secret file (default <dir>/secret)"),

@@ -95,6 +95,7 @@ typedef struct mst_master {
   pthread_mutex_t bg_lock;
   pthread_cond_t bg_cond;
   bool stopping;
+  struct mst_bg *bg_state; /* clones in flight, watch list, progress (mst_background.h) */
 
   /* counters for metrics and status */
   cmn_counter *m_creates, *m_chunks_allocated, *m_leases, *m_clones, *m_deletes_sent;

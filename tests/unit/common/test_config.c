@@ -459,6 +459,18 @@ static void invalid_addr_refused(void **state) {
   expect_file_error(f, "listen = example.org:0\n", "t.conf:1: listen:");
   assert_int_equal(args(f, NULL, "prog", "--listen", "example.org:70000", NULL), CAIRN_ECONFIG);
   assert_non_null(strstr(f->err, "1 to 65535"));
+  /* A listen address may ask for any free port with 0. */
+  struct lcfg {
+    char *bind;
+  } lc = {0};
+  const cmn_config_opt lo[] = {CMN_OPT_LISTEN(struct lcfg, bind, "bind", "127.0.0.1:0", "")};
+  cmn_config_spec ls = {"p", NULL, NULL, lo, 1, sizeof lc};
+  assert_int_equal(cmn_config_defaults(&ls, &lc, f->err, sizeof f->err), 0);
+  assert_string_equal(lc.bind, "127.0.0.1:0");
+  assert_int_equal(cmn_config_set(&ls, &lc, "bind", "127.0.0.1:70000", f->err, sizeof f->err),
+                   CAIRN_ECONFIG);
+  assert_non_null(strstr(f->err, "0 to 65535"));
+  cmn_config_free(&ls, &lc);
 }
 
 static void dump_round_trips_through_a_file(void **state) {

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmarks. Builds a release tree in build-bench/, runs each benchmark and,
+# in the same run, the raw limits of this machine, and prints one
+# "name value" line per figure followed by the ratios.
+#
+#   bench/run.sh            every section
+#   bench/run.sh master     only the master's
+#
+# Everything runs on 127.0.0.1 in a temporary directory that is removed at
+# the end; every process started is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sections=${1:-all}
+
+bash scripts/install-deps.sh >/dev/null
+cmake -B build-bench -S . -DCMAKE_BUILD_TYPE=Release -DCAIRN_TESTS=OFF >/dev/null
+cmake --build build-bench -j "$(nproc)" >/dev/null
+bin=build-bench/bin
+bench=build-bench/bench
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench-XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+results="$work/results"
+: > "$results"
+emit() { tee -a "$results"; }
+val() { awk -v k="$1" '$1 == k { print $2 }' "$results" | tail -n 1; }
+ratio() { # name numerator denominator
+  local a b
+  a=$(val "$2"); b=$(val "$3")
+  if [ -n "$a" ] && [ -n "$b" ] && [ "$b" != 0 ]; then
+    awk -v n="$1" -v a="$a" -v b="$b" 'BEGIN { printf "%s %.2f\n", n, a / b }' | emit
+  fi
+}
+
+wait_file() { # file seconds
+  for _ in $(seq 1 $(( $2 * 20 ))); do [ -s "$1" ] && return 0; sleep 0.05; done
+  echo "bench: $1 did not appear" >&2; return 1
+}
+
+if [ "$sections" = all ] || [ "$sections" = master ]; then
+  echo "# master: raw limit (small write + fdatasync on the disk under the master's dir)"
+  "$bench/bench_fsync" "$work" 2 | emit
+  echo "# master: memory at 1M files / 1M chunks"
+  "$bench/bench_master_mem" 1000000 | emit
+  echo "# master: metadata ops/s over gRPC on 127.0.0.1"
+  "$bin/cairn-master" --init --dir "$work/master" --chunk-size 1M >/dev/null
+  "$bin/cairn-master" --dir "$work/master" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    --ready-file "$work/master.ready" --log-level warn 2>"$work/master.log" &
+  pids+=($!)
+  wait_file "$work/master.ready" 20
+  rpc=$(sed -n 's/^rpc=//p' "$work/master.ready")
+  "$bench/bench_master_ops" "$rpc" "$work/master/secret" 1000 | emit
+  echo "# master: ratios"
+  ratio ratio_durable_creates_16_clients_to_raw_fsync_1_thread master_create_per_s_16_clients raw_fsync_per_s_1_thread
+  awk -v c="$(val master_create_per_s_16_clients)" 'BEGIN { printf "ratio_creates_16_clients_to_goal_10000 %.2f\n", c / 10000 }' | emit
+  awk -v c="$(val master_stat_per_s_16_clients)" 'BEGIN { printf "ratio_stats_16_clients_to_goal_30000 %.2f\n", c / 30000 }' | emit
+fi
