@@ -127,7 +127,7 @@ static int parse_scaled(const char *v, const struct unit *units, size_t nunits, 
 }
 
 static int parse_int(const char *v, int64_t *out, char *why, size_t wl) {
-  const char *p = v, *end;
+  const char *p = v, *end = v;
   int neg = *p == '-';
   if (*p == '-' || *p == '+') p++;
   uint64_t n;
