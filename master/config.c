@@ -21,7 +21,7 @@ static const cmn_config_opt opts[] = {
                    "cluster secret file (default <dir>/secret)"),
     CMN_OPT_STRING(mst_config, ready_file, "ready_file", "",
                    "once serving, write the bound addresses here (rpc=HOST:PORT, http=HOST:PORT)"),
-    CMN_OPT_INT(mst_config, workers, "workers", 1, 64, "4", "RPC worker threads (lease grants wait on disk and chunkservers)"),
+    CMN_OPT_INT(mst_config, workers, "workers", 1, 64, "2", "RPC worker threads (one per core is right: handlers never block)"),
     CMN_OPT_SIZE(mst_config, chunk_size, "chunk_size", 64 << 10, 1LL << 32, "64M",
                  "chunk size (fixed for the life of a cluster; small values are for tests)"),
     CMN_OPT_DURATION(mst_config, heartbeat_interval_ms, "heartbeat_interval", 100, 600000, "3s",

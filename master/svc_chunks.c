@@ -21,6 +21,7 @@
 #include "cmn_log.h"
 #include "cmn_util.h"
 #include "chunkserver.pb-c.h"
+#include "mst_background.h"
 #include "mst_placement.h"
 
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static void fill_addr(Cairn__V1__ServerAddress *a, const mst_server *s) {
 /* Fill a location from the chunk table (caller holds the lock). Dead
  * servers are left out; with `primary` != MST_SERVER_NONE it goes first. */
 static void fill_loc(mst_master *m, struct loc_buf *b, const mst_chunk_info *ci, uint16_t primary,
-                     int64_t lease_expiry) {
+                     int64_t lease_expiry, uint16_t *idx_out) {
   cairn__v1__chunk_location__init(&b->loc);
   b->loc.handle = ci->handle;
   b->loc.version = ci->version;
@@ -66,6 +67,7 @@ static void fill_loc(mst_master *m, struct loc_buf *b, const mst_chunk_info *ci,
     n++;
     b->loc.primary_id = (char *)p->id;
     b->loc.lease_expiry_ms = lease_expiry;
+    if (idx_out) idx_out[n - 1] = primary;
   }
   for (unsigned i = 0; i < ci->nrep; i++) {
     if (ci->replicas[i] == primary) continue;
@@ -73,6 +75,7 @@ static void fill_loc(mst_master *m, struct loc_buf *b, const mst_chunk_info *ci,
     if (!s || s->dead) continue;
     fill_addr(&b->addrs[n], s);
     b->ptrs[n] = &b->addrs[n];
+    if (idx_out) idx_out[n] = ci->replicas[i];
     n++;
   }
   b->loc.n_replicas = n;
@@ -136,7 +139,7 @@ void mst_svc_lookup_chunks(cmn_rpc_call *call, const ProtobufCMessage *msg, void
     if (mst_chunks_get(m->chunks, handles[i], &ci) != 0) continue;
     uint16_t primary = MST_SERVER_NONE;
     if (mst_chunks_lease_valid(m->chunks, ci.handle, now, &primary) != 1) primary = MST_SERVER_NONE;
-    fill_loc(m, &bufs[k], &ci, primary, ci.lease_expiry_ms);
+    fill_loc(m, &bufs[k], &ci, primary, ci.lease_expiry_ms, NULL);
     locs[k] = &bufs[k].loc;
     k++;
   }
@@ -189,7 +192,7 @@ static int allocate_chunk(mst_master *m, const mst_ns_info *info, uint64_t index
     mst_chunks_add_replica(m->chunks, op.handle, chosen[i]);
     mst_servers_note_creation(m->servers, chosen[i], now);
   }
-  if ((unsigned)n < info->goal) mst_chunks_repair_enqueue(m->chunks, op.handle, false);
+  if ((unsigned)n < info->goal) mst_bg_check(m, op.handle);
   cmn_counter_inc(m->m_chunks_allocated);
   return 0;
 }
@@ -290,50 +293,64 @@ static int grant_lease(mst_master *m, uint64_t handle, struct loc_buf *out) {
     return CAIRN_ENOSERVERS;
   }
   int64_t expiry = mst_now_ms() + m->cfg.lease_ms;
-  struct loc_buf snap = {0};
-  fill_loc(m, &snap, &ci, primary, expiry);
-  detach_loc(&snap);
-  uint16_t idx[MST_CHUNK_REPLICAS_MAX];
-  size_t nidx = 0;
-  idx[nidx++] = primary;
-  for (unsigned i = 0; i < ci.nrep; i++)
-    if (ci.replicas[i] != primary) idx[nidx++] = ci.replicas[i];
+  /* Filled in place: the location's pointers point into *out itself. */
+  struct loc_buf *snap = out;
+  uint16_t idx[MST_CHUNK_REPLICAS_MAX]; /* server index of each snapshot entry */
+  fill_loc(m, snap, &ci, primary, expiry, idx);
+  detach_loc(snap);
   pthread_rwlock_unlock(&m->lock);
 
   rc = mst_waiter_wait(&w); /* the bump is durable before any server hears of it */
   int ok[MST_CHUNK_REPLICAS_MAX] = {0};
-  size_t acked = 0;
+  size_t acked = 0, n = snap->loc.n_replicas;
   if (rc == 0) {
-    for (size_t i = 0; i < snap.loc.n_replicas; i++) {
-      int64_t exp = i == 0 ? expiry : 0;
-      ok[i] = push_version(m, snap.addrs[i].rpc_addr, handle, old_v, new_v, exp, snap.ptrs,
-                           snap.loc.n_replicas) == 0;
+    for (size_t i = 0; i < n; i++) {
+      ok[i] = push_version(m, snap->addrs[i].rpc_addr, handle, old_v, new_v, i == 0 ? expiry : 0,
+                           snap->ptrs, n) == 0;
       acked += ok[i] ? 1 : 0;
     }
   }
+  /* The chosen primary did not take the version: make the first replica
+   * that did the primary instead (it already holds the new version; the
+   * repeated SetVersion only hands it the lease). */
+  if (rc == 0 && acked > 0 && !ok[0]) {
+    for (size_t i = 1; i < n; i++) {
+      if (!ok[i]) continue;
+      Cairn__V1__ServerAddress *t = snap->ptrs[0];
+      snap->ptrs[0] = snap->ptrs[i];
+      snap->ptrs[i] = t;
+      if (push_version(m, snap->ptrs[0]->rpc_addr, handle, old_v, new_v, expiry, snap->ptrs, n) == 0) {
+        primary = idx[i];
+        snap->loc.primary_id = snap->addrs[i].id;
+        break;
+      }
+      snap->ptrs[i] = snap->ptrs[0];
+      snap->ptrs[0] = t;
+    }
+    if (snap->ptrs[0] == &snap->addrs[0]) rc = CAIRN_EBUSY; /* no replica took the lease */
+  }
+  if (rc == 0 && acked == 0) rc = CAIRN_EUNAVAIL;
 
   pthread_rwlock_wrlock(&m->lock);
-  if (rc == 0 && (acked == 0 || !ok[0])) rc = acked == 0 ? CAIRN_EUNAVAIL : CAIRN_EBUSY;
   /* Replicas that did not take the new version are stale now. */
-  for (size_t i = 0; i < snap.loc.n_replicas && i < nidx; i++) {
+  for (size_t i = 0; i < n; i++) {
     if (ok[i]) continue;
-    if (mst_chunks_remove_replica(m->chunks, handle, idx[i]) == 1) {
-      mst_instr del = {.kind = MST_INSTR_DELETE, .handle = handle, .version = old_v};
-      (void)mst_servers_queue(m->servers, idx[i], &del);
-    }
+    if (mst_chunks_remove_replica(m->chunks, handle, idx[i]) == 1)
+      (void)mst_bg_queue_delete(m, idx[i], handle, old_v);
   }
-  if (acked < snap.loc.n_replicas) (void)mst_chunks_repair_enqueue(m->chunks, handle, false);
+  if (acked < n) mst_bg_check(m, handle);
   if (rc == 0) {
     mst_chunks_set_lease(m->chunks, handle, primary, expiry);
     cmn_counter_inc(m->m_leases);
-    /* Answer with what the servers acknowledged. */
+    /* Answer with what the servers acknowledged, primary first. */
+    Cairn__V1__ServerAddress *first = snap->ptrs[0];
     size_t k = 0;
-    for (size_t i = 0; i < snap.loc.n_replicas; i++)
-      if (ok[i]) snap.ptrs[k++] = &snap.addrs[i];
-    snap.loc.n_replicas = k;
-    *out = snap;
+    snap->ptrs[k++] = first;
+    for (size_t i = 0; i < n; i++)
+      if (ok[i] && &snap->addrs[i] != first) snap->ptrs[k++] = &snap->addrs[i];
+    snap->loc.n_replicas = k;
   } else {
-    cmn_buf_free(&snap.strings);
+    cmn_buf_free(&snap->strings);
   }
   return rc;
 }
@@ -360,13 +377,43 @@ static void prep_send(void *arg, int status) {
   free(p);
 }
 
+static void prep_fail(struct prep_reply *p, int rc, uint64_t file_id, uint64_t index) {
+  cmn_rpc_fail(p->call, rc, "prepare write of file %llu chunk %llu: %s", (unsigned long long)file_id,
+               (unsigned long long)index, cairn_strerror(rc));
+  cmn_buf_free(&p->loc.strings);
+  free(p);
+}
+
+/* A lease grant waits on the disk and on RPCs to the chunkservers: it runs
+ * on a thread of its own so the RPC workers keep serving. */
+struct grant_job {
+  mst_master *m;
+  struct prep_reply *p;
+  uint64_t handle, file_id, index;
+};
+
+static void *grant_main(void *arg) {
+  struct grant_job *j = arg;
+  mst_master *m = j->m;
+  pthread_rwlock_wrlock(&m->lock);
+  int rc = grant_lease(m, j->handle, &j->p->loc);
+  granting_del(m, j->handle);
+  pthread_rwlock_unlock(&m->lock);
+  /* Anything allocated for this request was a new chunk, so this grant
+   * logged its version bump after the allocation records and waited for
+   * it: they are durable too. */
+  if (rc != 0) prep_fail(j->p, rc, j->file_id, j->index);
+  else prep_send(j->p, 0);
+  free(j);
+  return NULL;
+}
+
 void mst_svc_prepare_write(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) {
   mst_master *m = ctx;
   const Cairn__V1__PrepareWriteRequest *req = (const Cairn__V1__PrepareWriteRequest *)msg;
   struct prep_reply *p = cmn_calloc(1, sizeof *p);
   p->call = call;
   int64_t now = mst_now_ms();
-  bool marked = false;
   pthread_rwlock_wrlock(&m->lock);
   p->chunk_size = m->cfg.chunk_size;
   mst_ns_info info;
@@ -390,34 +437,32 @@ void mst_svc_prepare_write(cmn_rpc_call *call, const ProtobufCMessage *msg, void
   if (rc == 0 && mst_chunks_lease_valid(m->chunks, handle, now, &primary) == 1) {
     const mst_server *s = mst_servers_get(m->servers, primary);
     if (s && !s->dead) {
-      fill_loc(m, &p->loc, &ci, primary, ci.lease_expiry_ms);
+      fill_loc(m, &p->loc, &ci, primary, ci.lease_expiry_ms, NULL);
       detach_loc(&p->loc);
     } else {
       rc = CAIRN_EBUSY; /* the holder died: its lease must expire first */
     }
-  } else if (rc == 0) {
-    if (granting(m, handle)) {
-      rc = CAIRN_EBUSY;
-    } else {
-      granting_add(m, handle);
-      marked = true;
-      rc = grant_lease(m, handle, &p->loc);
-    }
-  }
-  if (marked) granting_del(m, handle);
-  if (rc != 0) {
     pthread_rwlock_unlock(&m->lock);
-    cmn_rpc_fail(call, rc, "prepare write of file %llu chunk %llu: %s",
-                 (unsigned long long)req->file_id, (unsigned long long)index, cairn_strerror(rc));
-    cmn_buf_free(&p->loc.strings);
-    free(p);
+    if (rc != 0) prep_fail(p, rc, req->file_id, index);
+    else prep_send(p, 0);
     return;
   }
-  /* Anything allocated here was a new chunk, so a lease was granted for it,
-   * and the grant waited for its version record: every allocation record
-   * before it in the log is durable too. */
+  if (rc == 0 && granting(m, handle)) rc = CAIRN_EBUSY; /* another writer's grant is under way */
+  if (rc != 0) {
+    pthread_rwlock_unlock(&m->lock);
+    prep_fail(p, rc, req->file_id, index);
+    return;
+  }
+  granting_add(m, handle);
   pthread_rwlock_unlock(&m->lock);
-  prep_send(p, 0);
+  struct grant_job *j = cmn_malloc(sizeof *j);
+  *j = (struct grant_job){m, p, handle, req->file_id, index};
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &attr, grant_main, j) != 0) grant_main(j);
+  pthread_attr_destroy(&attr);
 }
 
 /* ---- CompleteWrite ---------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #include "cmn_rpc.h"
 #include "cmn_util.h"
 #include "harness.h"
+#include "chunkserver.pb-c.h"
 #include "master.pb-c.h"
 
 #include <dirent.h>
@@ -90,7 +91,9 @@ static ProtobufCBinaryData bin_of(const char *s) {
 static int call(cmn_rpc_channel *ch, const char *method, const ProtobufCMessage *req,
                 ProtobufCMessage **reply) {
   ProtobufCMessage *r = NULL;
-  int rc = cmn_rpc_call_unary(ch, &cairn__v1__master__descriptor, method, req, &r, 10000, NULL);
+  cmn_rpc_status st;
+  int rc = cmn_rpc_call_unary(ch, &cairn__v1__master__descriptor, method, req, &r, 10000, &st);
+  if (rc != 0) fprintf(stderr, "%s: %s (%s)\n", method, cairn_err_name(rc), st.message);
   if (reply) *reply = r;
   else if (r) protobuf_c_message_free_unpacked(r, NULL);
   return rc;
@@ -395,6 +398,122 @@ static void namespace_errors_over_rpc(void **state) {
   cmn_rpc_channel_close(bad);
 }
 
+
+/* ---- lease grants against stand-in chunkserver control endpoints ------------ */
+
+/* A chunkserver's control plane reduced to SetVersion: records what the
+ * master pushes and refuses when told to. */
+struct endpoint {
+  cmn_rpc_server *srv;
+  char addr[64];
+  char id[40];
+  int refuse;
+  atomic_int calls;
+  atomic_int leases;          /* calls that made this server primary */
+  uint64_t last_old, last_new;
+};
+
+static void ep_set_version(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) {
+  struct endpoint *e = ctx;
+  const Cairn__V1__SetVersionRequest *r = (const Cairn__V1__SetVersionRequest *)msg;
+  atomic_fetch_add(&e->calls, 1);
+  if (e->refuse) {
+    cmn_rpc_fail(call, CAIRN_EIO, "disk failed");
+    return;
+  }
+  e->last_old = r->old_version;
+  e->last_new = r->new_version;
+  if (r->lease_expiry_ms > 0) atomic_fetch_add(&e->leases, 1);
+  Cairn__V1__Empty rep = CAIRN__V1__EMPTY__INIT;
+  cmn_rpc_reply(call, &rep.base);
+}
+
+static const cmn_rpc_method ep_methods[] = {{"SetVersion", ep_set_version}};
+
+static void register_endpoint(struct cluster *c, struct endpoint *e, int n, const char *zone) {
+  cmn_rpc_server_config cfg = {.addr = "127.0.0.1:0", .secret = c->secret, .workers = 1,
+                               .service = &cairn__v1__chunkserver__descriptor,
+                               .methods = ep_methods, .n_methods = 1, .ctx = e};
+  assert_int_equal(cmn_rpc_server_start(&cfg, &e->srv), 0);
+  snprintf(e->addr, sizeof e->addr, "127.0.0.1:%d", cmn_rpc_server_port(e->srv));
+  snprintf(e->id, sizeof e->id, "00000000-0000-4000-8000-00000000000%d", n);
+  char cid[64] = "";
+  char *path = cmn_sprintf("%s/cluster_id", c->data);
+  char *text = NULL;
+  assert_int_equal(cmn_read_file(path, 4096, &text, NULL), 0);
+  snprintf(cid, sizeof cid, "%.36s", text);
+  free(text);
+  free(path);
+  Cairn__V1__ServerAddress a = CAIRN__V1__SERVER_ADDRESS__INIT;
+  a.id = e->id;
+  a.data_addr = e->addr; /* not used by these tests */
+  a.rpc_addr = e->addr;
+  a.zone = (char *)zone;
+  Cairn__V1__RegisterRequest req = CAIRN__V1__REGISTER_REQUEST__INIT;
+  req.addr = &a;
+  req.capacity_bytes = 100ull << 30;
+  req.free_bytes = 90ull << 30;
+  req.cluster_id = cid;
+  assert_int_equal(call(c->ch, "RegisterServer", &req.base, NULL), 0);
+}
+
+static void lease_grant_bumps_version_durably(void **state) {
+  struct cluster *c = *state;
+  struct endpoint ep[3];
+  memset(ep, 0, sizeof ep);
+  const char *zones[3] = {"z1", "z2", "z3"};
+  for (int i = 0; i < 3; i++) register_endpoint(c, &ep[i], i + 1, zones[i]);
+  ep[2].refuse = 1; /* this replica cannot take the new version */
+  uint64_t id;
+  assert_int_equal(do_create(c->ch, "/leased", &id), 0);
+  Cairn__V1__PrepareWriteRequest pw = CAIRN__V1__PREPARE_WRITE_REQUEST__INIT;
+  pw.file_id = id;
+  Cairn__V1__PrepareWriteReply *r = NULL;
+  assert_int_equal(call(c->ch, "PrepareWrite", &pw.base, (ProtobufCMessage **)&r), 0);
+  /* Allocated at version 1, leased at 2; the refusing replica is left out. */
+  assert_int_equal(r->chunk->version, 2);
+  assert_int_equal(r->chunk->n_replicas, 2);
+  assert_true(r->chunk->lease_expiry_ms > 0);
+  assert_string_equal(r->chunk->primary_id, r->chunk->replicas[0]->id);
+  uint64_t handle = r->chunk->handle;
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  /* Every replica was told once; when the refusing one had been chosen as
+   * primary, one of the others was told again, with the lease. */
+  int leases = 0, calls = 0;
+  for (int i = 0; i < 3; i++) {
+    calls += atomic_load(&ep[i].calls);
+    leases += atomic_load(&ep[i].leases);
+    if (i < 2) {
+      assert_int_equal(ep[i].last_old, 1);
+      assert_int_equal(ep[i].last_new, 2);
+    }
+  }
+  assert_int_equal(atomic_load(&ep[2].calls) >= 1, 1);
+  assert_true(calls == 3 || calls == 4);
+  assert_int_equal(leases, 1);
+  /* While the lease is valid the same primary is handed out, no new bump. */
+  assert_int_equal(call(c->ch, "PrepareWrite", &pw.base, (ProtobufCMessage **)&r), 0);
+  assert_int_equal(r->chunk->version, 2);
+  assert_int_equal(r->chunk->handle, handle);
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  int calls_after = 0;
+  for (int i = 0; i < 3; i++) calls_after += atomic_load(&ep[i].calls);
+  assert_int_equal(calls_after, calls);
+  /* The bump is durable: after a restart the master still knows version 2. */
+  assert_true(WIFEXITED(it_stop(&c->master, SIGTERM, 10000)));
+  assert_int_equal(master_start(c, "1000000"), 0);
+  Cairn__V1__LookupChunksRequest lk = CAIRN__V1__LOOKUP_CHUNKS_REQUEST__INIT;
+  lk.file_id = id;
+  lk.count = 4;
+  Cairn__V1__LookupChunksReply *lr = NULL;
+  assert_int_equal(call(c->ch, "LookupChunks", &lk.base, (ProtobufCMessage **)&lr), 0);
+  assert_int_equal(lr->n_chunks, 1);
+  assert_int_equal(lr->chunks[0]->handle, handle);
+  assert_int_equal(lr->chunks[0]->version, 2);
+  protobuf_c_message_free_unpacked(&lr->base, NULL);
+  for (int i = 0; i < 3; i++) cmn_rpc_server_stop(ep[i].srv);
+}
+
 static void init_refuses_existing_cluster(void **state) {
   struct cluster *c = *state;
   char bin[512];
@@ -418,4 +537,5 @@ CAIRN_TEST_MAIN(cmocka_unit_test_setup_teardown(restart_keeps_10000_files, setup
                                                 teardown),
                 cmocka_unit_test_setup_teardown(http_endpoints, setup, teardown),
                 cmocka_unit_test_setup_teardown(namespace_errors_over_rpc, setup, teardown),
+                cmocka_unit_test_setup_teardown(lease_grant_bumps_version_durably, setup, teardown),
                 cmocka_unit_test_setup_teardown(init_refuses_existing_cluster, setup, teardown))
