@@ -8,6 +8,7 @@
 
 #include "cairn_error.h"
 #include "cmn_util.h"
+#include "mst_background.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +35,17 @@ struct snapshot {
   mst_servers_totals tot;
   struct srv_row *rows;
   size_t nrows;
+  mst_bg_stats bg;
+  uint64_t corrupt;
   uint64_t ckpt_lsn, last_lsn, durable_lsn;
   int64_t now_ms;
   uint64_t chunk_size;
 };
+
+static int count_corrupt(void *arg, const mst_chunk_info *ci) {
+  if (ci->flags & MST_CHUNK_F_CORRUPT) (*(uint64_t *)arg)++;
+  return 0;
+}
 
 static void take_snapshot(mst_master *m, struct snapshot *s) {
   memset(s, 0, sizeof *s);
@@ -47,6 +55,9 @@ static void take_snapshot(mst_master *m, struct snapshot *s) {
   mst_ns_get_counts(m->ns, &s->ns);
   mst_chunks_get_stats(m->chunks, &s->ch);
   mst_servers_get_totals(m->servers, &s->tot);
+  mst_background_stats(m, &s->bg);
+  /* O(chunks), but only when someone asks for status. */
+  mst_chunks_iterate(m->chunks, count_corrupt, &s->corrupt);
   s->chunk_size = m->cfg.chunk_size;
   size_t n = mst_servers_count(m->servers);
   s->rows = cmn_calloc(n + 1, sizeof *s->rows);
@@ -111,7 +122,8 @@ void mst_svc_cluster_status(cmn_rpc_call *call, const ProtobufCMessage *msg, voi
   rep.under_replicated = s.ch.under_replicated;
   rep.missing = s.ch.missing;
   rep.repair_queue = s.ch.queued;
-  rep.clones_in_flight = s.tot.clones_in_flight;
+  rep.corrupt = s.corrupt;
+  rep.clones_in_flight = s.bg.clones_in_flight;
   rep.capacity_bytes = s.tot.capacity_bytes;
   rep.free_bytes = s.tot.free_bytes;
   cmn_rpc_reply(call, &rep.base);
@@ -137,8 +149,18 @@ static void render_json(const struct snapshot *s, cmn_buf *b) {
                   (unsigned long long)s->ch.missing, (unsigned long long)s->ch.queued,
                   (unsigned long long)s->ch.queued_missing, (unsigned long long)s->ch.leases);
   cmn_buf_appendf(b,
-                  "\"repair\":{\"clones_in_flight\":%llu,\"instructions_pending\":%llu},",
-                  (unsigned long long)s->tot.clones_in_flight, (unsigned long long)s->tot.pending);
+                  "\"repair\":{\"corrupt_chunks\":%llu,\"clones_in_flight\":%llu,"
+                  "\"moves_in_flight\":%llu,\"clones_started\":%llu,\"clones_done\":%llu,"
+                  "\"clones_failed\":%llu,\"clones_abandoned\":%llu,\"moves_done\":%llu,"
+                  "\"deletes_ordered\":%llu,\"extra_copies_trimmed\":%llu,\"trash_purged\":%llu,"
+                  "\"watched\":%llu,\"servers_died\":%llu,\"instructions_pending\":%llu},",
+                  (unsigned long long)s->corrupt, (unsigned long long)s->bg.clones_in_flight,
+                  (unsigned long long)s->bg.moves_in_flight, (unsigned long long)s->bg.clones_started,
+                  (unsigned long long)s->bg.clones_done, (unsigned long long)s->bg.clones_failed,
+                  (unsigned long long)s->bg.clones_abandoned, (unsigned long long)s->bg.moves_done,
+                  (unsigned long long)s->bg.deletes_ordered, (unsigned long long)s->bg.trimmed,
+                  (unsigned long long)s->bg.purged, (unsigned long long)s->bg.watched,
+                  (unsigned long long)s->bg.servers_died, (unsigned long long)s->tot.pending);
   cmn_buf_appendf(b,
                   "\"space\":{\"capacity_bytes\":%llu,\"free_bytes\":%llu,\"average_use\":%.4f},",
                   (unsigned long long)s->tot.capacity_bytes, (unsigned long long)s->tot.free_bytes,
@@ -196,7 +218,7 @@ static void render_html(const struct snapshot *s, cmn_buf *b) {
                   (unsigned long long)s->ns.files, (unsigned long long)s->ns.dirs,
                   (unsigned long long)s->ch.chunks, (unsigned long long)s->ch.under_replicated,
                   (unsigned long long)s->ch.missing, (unsigned long long)s->ch.queued,
-                  (unsigned long long)s->tot.clones_in_flight);
+                  (unsigned long long)s->bg.clones_in_flight);
   cmn_buf_append(b,
                  "<h2>chunkservers</h2><table><tr><th class=l>id</th><th class=l>data</th>"
                  "<th class=l>zone</th><th class=l>state</th><th>used</th><th>capacity</th>"

@@ -337,6 +337,7 @@ static void http_endpoints(void **state) {
   assert_int_equal(it_http_get(c->http, "/status", NULL, body, sizeof body), 200);
   assert_non_null(strstr(body, "\"directories\":1"));
   assert_non_null(strstr(body, "\"servers\":[]"));
+  assert_non_null(strstr(body, "\"repair\":{\"corrupt_chunks\":0,\"clones_in_flight\":0"));
   assert_int_equal(it_http_get(c->http, "/status", "text/html", body, sizeof body), 200);
   assert_non_null(strstr(body, "<table"));
   assert_int_equal(it_http_get(c->http, "/metrics", NULL, body, sizeof body), 200);
