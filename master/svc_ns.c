@@ -88,23 +88,12 @@ static void defer_info(mst_master *m, mst_deferred *d, uint64_t id) {
   d->msg = &d->u.info.base;
 }
 
-/*
- * Apply `rec` and log it under the write lock; on success `then(m, d)`
- * (still under the lock) prepares the reply, which is sent once durable.
- */
+/* Apply `rec` and log it under the write lock; on success `then(m, d)`
+ * (still under the lock) prepares the reply, which is sent once durable. */
 static void mutate(mst_master *m, mst_deferred *d, Cairn__V1__OplogRecord *rec,
                    void (*then)(mst_master *, mst_deferred *, const Cairn__V1__OplogRecord *),
                    const char *what) {
-  pthread_rwlock_wrlock(&m->lock);
-  int rc = mst_apply(m, rec);
-  if (rc != 0) {
-    pthread_rwlock_unlock(&m->lock);
-    mst_deferred_fail(d, rc, what);
-    return;
-  }
-  then(m, d, rec);
-  mst_log_record(m, rec, mst_deferred_send, d);
-  pthread_rwlock_unlock(&m->lock);
+  mst_mutate_with_ids(m, d, rec, NULL, then, what);
 }
 
 /* ---- mkdir / create ------------------------------------------------------ */
@@ -163,16 +152,17 @@ void mst_svc_create(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) 
   mst_mutate_with_ids(m, d, &rec, &op.first_id, after_create, "create");
 }
 
-/* Like mutate, for records that create nodes: the first new id is taken
- * from the master's counter inside the same critical section. A create of
- * an existing file (non-exclusive) uses no id and is answered without a log
- * record: nothing changed. */
+/* Apply and log `rec` under the write lock, answering once durable. For
+ * records that create nodes (`first_id` given) the first new id is taken
+ * from the master's counter inside the same critical section, and a create
+ * of an existing file (non-exclusive) that used no id is answered without a
+ * log record: nothing changed. */
 void mst_mutate_with_ids(mst_master *m, mst_deferred *d, Cairn__V1__OplogRecord *rec,
                          uint64_t *first_id,
                          void (*then)(mst_master *, mst_deferred *, const Cairn__V1__OplogRecord *),
                          const char *what) {
   pthread_rwlock_wrlock(&m->lock);
-  *first_id = m->next_file_id;
+  if (first_id) *first_id = m->next_file_id;
   uint64_t before = m->next_file_id;
   int rc = mst_apply(m, rec);
   if (rc != 0) {
@@ -181,7 +171,7 @@ void mst_mutate_with_ids(mst_master *m, mst_deferred *d, Cairn__V1__OplogRecord 
     return;
   }
   then(m, d, rec);
-  if (m->next_file_id == before) { /* nothing new: no record needed */
+  if (first_id && m->next_file_id == before) { /* nothing new: no record needed */
     pthread_rwlock_unlock(&m->lock);
     mst_deferred_send(d, 0);
     return;
