@@ -118,7 +118,10 @@ static int check_register(const mst_master *m, const Cairn__V1__RegisterRequest 
         (unsigned long long)req->free_bytes, (unsigned long long)req->capacity_bytes);
     return CAIRN_EINVAL;
   }
-  if (!req->cluster_id || strcmp(req->cluster_id, m->cluster_id) != 0) {
+  /* A server that has never joined a cluster sends an empty id and learns
+   * ours from the reply (it keeps it in its data dirs); one that carries
+   * another cluster's data is refused. */
+  if (req->cluster_id && req->cluster_id[0] && strcmp(req->cluster_id, m->cluster_id) != 0) {
     say(err, errlen, "server %s belongs to cluster \"%s\", this master serves cluster %s", a->id,
         req->cluster_id ? req->cluster_id : "", m->cluster_id);
     return CAIRN_EAUTH;
@@ -483,6 +486,7 @@ void mst_svc_register(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx
   Cairn__V1__RegisterReply r = CAIRN__V1__REGISTER_REPLY__INIT;
   r.heartbeat_interval_ms = (uint32_t)m->cfg.heartbeat_interval_ms;
   r.chunk_size = m->cfg.chunk_size;
+  r.cluster_id = m->cluster_id;
   r.n_instructions = out.n;
   r.instructions = out.v;
   cmn_rpc_reply(call, &r.base);
