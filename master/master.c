@@ -58,6 +58,7 @@ void mst_master_destroy(mst_master *m) {
   mst_servers_free(m->servers);
   cmn_metrics_destroy(m->metrics);
   free(m->secret);
+  free(m->granting); /* empty by now: every grant answered its waiters */
   pthread_rwlock_destroy(&m->lock);
   pthread_mutex_destroy(&m->bg_lock);
   pthread_cond_destroy(&m->bg_cond);

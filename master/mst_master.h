@@ -73,7 +73,7 @@ typedef struct mst_master {
   uint64_t rng;            /* placement randomness (under lock) */
   uint64_t last_trash_id;  /* set by mst_apply: trash entry of the last delete */
   uint64_t last_restored_id; /* set by mst_apply: node restored by the last undelete */
-  uint64_t *granting;      /* chunks whose lease grant is under way (svc_chunks.c) */
+  struct mst_grant *granting; /* lease grants under way and their waiters (svc_chunks.c) */
   size_t n_granting, cap_granting;
 
   mst_oplog *log;

@@ -108,6 +108,18 @@ static void detach_loc(struct loc_buf *b) {
 #undef KEEP
 }
 
+/* A deep copy of a filled location (pointers rebased, strings copied). */
+static void loc_copy(struct loc_buf *d, const struct loc_buf *src) {
+  memset(d, 0, sizeof *d);
+  d->loc = src->loc;
+  for (size_t i = 0; i < src->loc.n_replicas; i++) {
+    d->addrs[i] = *src->loc.replicas[i];
+    d->ptrs[i] = &d->addrs[i];
+  }
+  d->loc.replicas = d->ptrs;
+  detach_loc(d); /* copies the strings, still owned by src here */
+}
+
 /* ---- LookupChunks ------------------------------------------------------------ */
 
 void mst_svc_lookup_chunks(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) {
@@ -199,27 +211,48 @@ static int allocate_chunk(mst_master *m, const mst_ns_info *info, uint64_t index
 
 /* ---- lease grant ----------------------------------------------------------- */
 
-static bool granting(const mst_master *m, uint64_t handle) {
+/* A lease grant under way, with the PrepareWrite calls for the same chunk
+ * that arrived meanwhile: they get the same answer when it ends (one
+ * version bump for all of them, not one each). */
+struct mst_grant {
+  uint64_t handle;
+  struct prep_reply **waiters;
+  size_t n, cap;
+};
+
+static struct mst_grant *grant_find(mst_master *m, uint64_t handle) {
   for (size_t i = 0; i < m->n_granting; i++)
-    if (m->granting[i] == handle) return true;
-  return false;
+    if (m->granting[i].handle == handle) return &m->granting[i];
+  return NULL;
 }
 
-static void granting_add(mst_master *m, uint64_t handle) {
+static void grant_add(mst_master *m, uint64_t handle) {
   if (m->n_granting == m->cap_granting) {
     m->cap_granting = m->cap_granting ? 2 * m->cap_granting : 16;
     m->granting = cmn_realloc(m->granting, m->cap_granting * sizeof *m->granting);
   }
-  m->granting[m->n_granting++] = handle;
+  m->granting[m->n_granting++] = (struct mst_grant){.handle = handle};
 }
 
-static void granting_del(mst_master *m, uint64_t handle) {
+static void grant_wait(struct mst_grant *g, struct prep_reply *p) {
+  if (g->n == g->cap) {
+    g->cap = g->cap ? 2 * g->cap : 4;
+    g->waiters = cmn_realloc(g->waiters, g->cap * sizeof *g->waiters);
+  }
+  g->waiters[g->n++] = p;
+}
+
+/* Remove the grant of `handle`; its waiters go to the caller. */
+static struct mst_grant grant_take(mst_master *m, uint64_t handle) {
+  struct mst_grant g = {0};
   for (size_t i = 0; i < m->n_granting; i++) {
-    if (m->granting[i] == handle) {
+    if (m->granting[i].handle == handle) {
+      g = m->granting[i];
       m->granting[i] = m->granting[--m->n_granting];
-      return;
+      break;
     }
   }
+  return g;
 }
 
 /* Tell one replica its new version (and, for the primary, its lease).
@@ -397,11 +430,20 @@ static void *grant_main(void *arg) {
   mst_master *m = j->m;
   pthread_rwlock_wrlock(&m->lock);
   int rc = grant_lease(m, j->handle, &j->p->loc);
-  granting_del(m, j->handle);
+  struct mst_grant g = grant_take(m, j->handle);
   pthread_rwlock_unlock(&m->lock);
   /* Anything allocated for this request was a new chunk, so this grant
    * logged its version bump after the allocation records and waited for
    * it: they are durable too. */
+  for (size_t i = 0; i < g.n; i++) {
+    if (rc != 0) {
+      prep_fail(g.waiters[i], rc, j->file_id, j->index);
+    } else {
+      loc_copy(&g.waiters[i]->loc, &j->p->loc);
+      prep_send(g.waiters[i], 0);
+    }
+  }
+  free(g.waiters);
   if (rc != 0) prep_fail(j->p, rc, j->file_id, j->index);
   else prep_send(j->p, 0);
   free(j);
@@ -447,13 +489,18 @@ void mst_svc_prepare_write(cmn_rpc_call *call, const ProtobufCMessage *msg, void
     else prep_send(p, 0);
     return;
   }
-  if (rc == 0 && granting(m, handle)) rc = CAIRN_EBUSY; /* another writer's grant is under way */
   if (rc != 0) {
     pthread_rwlock_unlock(&m->lock);
     prep_fail(p, rc, req->file_id, index);
     return;
   }
-  granting_add(m, handle);
+  struct mst_grant *g = grant_find(m, handle);
+  if (g) { /* another writer's grant is under way: share its answer */
+    grant_wait(g, p);
+    pthread_rwlock_unlock(&m->lock);
+    return;
+  }
+  grant_add(m, handle);
   pthread_rwlock_unlock(&m->lock);
   struct grant_job *j = cmn_malloc(sizeof *j);
   *j = (struct grant_job){m, p, handle, req->file_id, index};
