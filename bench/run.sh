@@ -62,3 +62,31 @@ if [ "$sections" = all ] || [ "$sections" = master ]; then
   awk -v c="$(val master_create_per_s_16_clients)" 'BEGIN { printf "ratio_creates_16_clients_to_goal_10000 %.2f\n", c / 10000 }' | emit
   awk -v c="$(val master_stat_per_s_16_clients)" 'BEGIN { printf "ratio_stats_16_clients_to_goal_30000 %.2f\n", c / 30000 }' | emit
 fi
+
+# dd of `size` MiB with fsync, `n` streams at once; prints aggregate MB/s.
+dd_rate() { # size_mib streams
+  local start end
+  start=$(date +%s.%N)
+  for i in $(seq 1 "$2"); do
+    dd if=/dev/zero of="$work/dd.$i" bs=1M count="$1" conv=fsync status=none &
+  done
+  wait
+  end=$(date +%s.%N)
+  rm -f "$work"/dd.*
+  awk -v s="$start" -v e="$end" -v m="$1" -v n="$2" 'BEGIN { printf "%.1f", m * n / (e - s) }'
+}
+
+if [ "$sections" = all ] || [ "$sections" = chunkserver ]; then
+  echo "# chunkserver: raw limits (fsync'd dd, 1 and 3 streams; loopback TCP below)"
+  echo "raw_dd_fsync_1_stream_64mib_mb_per_s $(dd_rate 64 1)" | emit
+  echo "raw_dd_fsync_3_streams_64mib_mb_per_s $(dd_rate 64 3)" | emit
+  echo "# chunkserver: push chain and 2PC writes (master + 3 chunkservers on 127.0.0.1)"
+  TMPDIR="$work" CAIRN_BIN_DIR="$bin" "$bench/bench_cs_write" | emit
+  echo "# chunkserver: ratios"
+  awk -v a="$(val raw_dd_fsync_3_streams_64mib_mb_per_s)" 'BEGIN { printf "raw_dd_fsync_3_streams_per_stream_mb_per_s %.1f\n", a / 3 }' | emit
+  ratio ratio_push_chain_to_loopback cs_push_chain3_mb_per_s raw_loopback_tcp_mb_per_s
+  ratio ratio_write_64mib_to_fsync_per_stream cs_write_64mib_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
+  ratio ratio_write_8mib_to_fsync_per_stream cs_write_8mib_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
+  ratio ratio_write_64mib_2_in_flight_to_fsync_per_stream cs_write_64mib_2_in_flight_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
+  echo "goal_ratio_write_to_fsync_per_stream 0.80"
+fi

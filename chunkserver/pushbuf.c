@@ -49,7 +49,15 @@ struct cs_push {
   int refs;
   int64_t touched_ms; /* cmn_mono_ms() of the last begin/append/finish/get/put */
   uint8_t *data;      /* total bytes */
+  uint64_t cap;       /* bytes allocated at data (>= total when reused) */
 };
+
+/* Freed push memory kept for the next pushes: a fresh 64 MiB allocation
+ * costs a page fault and a page clear per 4 KiB, which measured as the
+ * largest cost of a push. Cached bytes count against the budget like
+ * reserved ones, and are given back first when a push needs room. */
+#define CACHE_SLOTS 8
+#define CACHE_MIN (1u << 20)
 
 struct cs_pushbuf {
   pthread_mutex_t mu;
@@ -62,7 +70,50 @@ struct cs_pushbuf {
   uint64_t reserved;
   uint64_t refused;
   uint64_t expired;
+  uint8_t *cache[CACHE_SLOTS];
+  uint64_t cache_cap[CACHE_SLOTS];
+  uint64_t cached; /* bytes held in the cache */
 };
+
+/* Take the smallest cached block of at least `total` bytes (NULL if none),
+ * then give back cached blocks until reserved + cached fits the budget.
+ * Lock held. */
+static uint8_t *cache_take(cs_pushbuf *pb, uint64_t total, uint64_t *cap) {
+  int best = -1;
+  for (int i = 0; i < CACHE_SLOTS; i++)
+    if (pb->cache[i] && pb->cache_cap[i] >= total && (best < 0 || pb->cache_cap[i] < pb->cache_cap[best]))
+      best = i;
+  uint8_t *data = NULL;
+  if (best >= 0) {
+    data = pb->cache[best];
+    *cap = pb->cache_cap[best];
+    pb->cache[best] = NULL;
+    pb->cached -= *cap;
+  }
+  for (int i = 0; i < CACHE_SLOTS && pb->reserved + pb->cached > pb->budget; i++) {
+    if (!pb->cache[i]) continue;
+    free(pb->cache[i]);
+    pb->cached -= pb->cache_cap[i];
+    pb->cache[i] = NULL;
+  }
+  return data;
+}
+
+/* Keep a freed block for reuse when it is worth it and fits; else free it.
+ * Lock held. */
+static void cache_put(cs_pushbuf *pb, uint8_t *data, uint64_t cap) {
+  if (data && cap >= CACHE_MIN && pb->reserved + pb->cached + cap <= pb->budget) {
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+      if (!pb->cache[i]) {
+        pb->cache[i] = data;
+        pb->cache_cap[i] = cap;
+        pb->cached += cap;
+        return;
+      }
+    }
+  }
+  free(data);
+}
 
 /* FNV-1a over the id, started from the buffer's random seed, then mixed so
  * that the low bits used as the bucket index depend on every byte. */
@@ -114,7 +165,7 @@ static void release(cs_pushbuf *pb, cs_push *p) {
   if (*pp == p) *pp = p->next;
   pb->count--;
   pb->reserved -= p->total;
-  free(p->data);
+  cache_put(pb, p->data, p->cap);
   free(p);
 }
 
@@ -142,6 +193,7 @@ void cs_pushbuf_free(cs_pushbuf *pb) {
       p = next;
     }
   }
+  for (int i = 0; i < CACHE_SLOTS; i++) free(pb->cache[i]);
   free(pb->buckets);
   pthread_mutex_destroy(&pb->mu);
   free(pb);
@@ -179,10 +231,14 @@ int cs_pushbuf_begin(cs_pushbuf *pb, const uint8_t id[CS_DATA_ID_LEN], uint64_t 
     pb->count++;
     pb->reserved += total;
     maybe_grow(pb);
+    p->data = cache_take(pb, total, &p->cap);
   }
   pthread_mutex_unlock(&pb->mu);
   if (rc < 0) goto fail;
-  p->data = malloc((size_t)total);
+  if (!p->data) {
+    p->data = malloc((size_t)total);
+    p->cap = total;
+  }
   if (!p->data) {
     pthread_mutex_lock(&pb->mu);
     release(pb, p); /* frees p */
@@ -302,7 +358,7 @@ int cs_pushbuf_expire(cs_pushbuf *pb, int64_t now_ms) {
         pb->count--;
         pb->reserved -= p->total;
         pb->expired++;
-        free(p->data);
+        cache_put(pb, p->data, p->cap);
         free(p);
         n++;
       } else {
