@@ -44,6 +44,7 @@ typedef struct it_cluster {
   cmn_rpc_channel *m;      /* channel to the master */
   cmn_rpc_pool *peers;     /* channels to chunkservers */
   char chunk_size[16];     /* as given to --chunk-size */
+  char scrub_rate[16];     /* --scrub-rate of chunkservers started from now on ("0": off) */
   uint64_t chunk_bytes;
 } it_cluster;
 

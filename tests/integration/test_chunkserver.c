@@ -328,6 +328,43 @@ static void corrupted_byte_is_detected_and_repaired(void **state) {
   free(data);
 }
 
+/* Silent corruption of an idle replica is found by the scrubber, not by a
+ * reader, and the master replaces the replica all the same. */
+static void scrubber_finds_silent_corruption(void **state) {
+  it_cluster *c = *state;
+  uint64_t id;
+  assert_int_equal(it_create(c, "/w/scrubbed", &id), 0);
+  size_t n = 128 * 1024;
+  uint8_t *data = cmn_malloc(n);
+  fill(data, n, 6);
+  assert_int_equal(it_write(c, id, 0, data, n), 0);
+  Cairn__V1__LookupChunksReply *lr = NULL;
+  assert_int_equal(it_lookup(c, id, 0, &lr), 0);
+  uint64_t handle = lr->chunks[0]->handle;
+  int victim = it_cs_by_id(c, lr->chunks[0]->replicas[2]->id);
+  protobuf_c_message_free_unpacked(&lr->base, NULL);
+  /* Stop the server, damage its replica, start it again with scrubbing on. */
+  it_stop(&c->cs[victim].proc, SIGTERM, 10000);
+  char path[600];
+  it_replica_path(c, victim, handle, path, sizeof path);
+  assert_true(path[0] != '\0');
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  off_t end = lseek(fd, 0, SEEK_END);
+  unsigned char b;
+  assert_int_equal(pread(fd, &b, 1, end - 77), 1);
+  b ^= 0x01;
+  assert_int_equal(pwrite(fd, &b, 1, end - 77), 1);
+  close(fd);
+  snprintf(c->scrub_rate, sizeof c->scrub_rate, "64M");
+  assert_int_equal(it_cs_start(c, victim), 0);
+  uint64_t arg[2] = {id, n};
+  assert_true(it_wait_until(c, 60000, replica_readable_everywhere, arg));
+  assert_replicas_equal(c, id, data, n, 3);
+  assert_true(it_file_contains(c->cs[victim].proc.log, "scrub: replica failed verification"));
+  free(data);
+}
+
 CAIRN_TEST_MAIN(cmocka_unit_test_setup_teardown(write_with_all_three_up, setup3, teardown),
                 cmocka_unit_test_setup_teardown(one_secondary_dead_write_succeeds_and_is_repaired,
                                                 setup4, teardown),
@@ -335,4 +372,5 @@ CAIRN_TEST_MAIN(cmocka_unit_test_setup_teardown(write_with_all_three_up, setup3,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(concurrent_record_appends, setup3, teardown),
                 cmocka_unit_test_setup_teardown(corrupted_byte_is_detected_and_repaired, setup3,
-                                                teardown))
+                                                teardown),
+                cmocka_unit_test_setup_teardown(scrubber_finds_silent_corruption, setup3, teardown))
