@@ -14,12 +14,14 @@
 # Free ports are picked by the processes themselves at their first start and
 # kept for every later start. `down` stops exactly the processes it started
 # (by the PIDs in D/pids). Binaries come from $CAIRN_BIN_DIR, else build/bin.
+# Extra daemon flags (e.g. short heartbeats for tests) may be given in
+# $CAIRN_MASTER_FLAGS and $CAIRN_CHUNKSERVER_FLAGS.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CAIRN_BIN_DIR:-$repo/build/bin}
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 cmd=${1:-}
 [ -n "$cmd" ] || usage
@@ -102,7 +104,7 @@ start_master() {
   fi
   launch master "$dir/master.ready" "$bin/cairn-master" --dir "$dir/master" \
     --listen "127.0.0.1:$(port_of master rpc)" --http-listen "127.0.0.1:$(port_of master http)" \
-    --ready-file "$dir/master.ready"
+    --ready-file "$dir/master.ready" ${CAIRN_MASTER_FLAGS:-}
   save_ports master "$dir/master.ready" rpc http
 }
 
@@ -117,7 +119,7 @@ start_chunkserver() { # index
     --master "$rpc" --secret-file "$dir/master/secret" --zone "zone-$i" --chunk-size "$cs" \
     --listen "127.0.0.1:$(port_of "$name" rpc)" --data-listen "127.0.0.1:$(port_of "$name" data)" \
     --http-listen "127.0.0.1:$(port_of "$name" http)" --advertise-host 127.0.0.1 \
-    --ready-file "$dir/$name.ready"
+    --ready-file "$dir/$name.ready" ${CAIRN_CHUNKSERVER_FLAGS:-}
   save_ports "$name" "$dir/$name.ready" rpc data http
 }
 
