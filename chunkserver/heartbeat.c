@@ -449,13 +449,7 @@ static int do_heartbeat(cs_heartbeat *hb) {
 /* Sleep up to `ms` or until kicked or stopped. Returns true when stopping. */
 static bool pause_ms(cs_heartbeat *hb, int64_t ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
+  cmn_deadline_in(&ts, ms);
   pthread_mutex_lock(&hb->mu);
   while (!hb->stop && !hb->kicked) {
     if (pthread_cond_timedwait(&hb->cv, &hb->mu, &ts) == ETIMEDOUT) break;

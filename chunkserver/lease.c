@@ -191,13 +191,7 @@ int cs_leases_lock_timed(cs_leases *l, uint64_t handle, int64_t timeout_ms) {
     e = pthread_mutex_trylock(&r->mu);
   } else {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    cmn_deadline_in(&ts, timeout_ms);
     e = pthread_mutex_timedlock(&r->mu, &ts);
   }
   if (e == 0) return 0;

@@ -28,13 +28,7 @@ struct cs_scrub {
 /* Wait `ms` unless stopped; true when stopping. */
 static bool nap(cs_scrub *sc, int64_t ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
+  cmn_deadline_in(&ts, ms);
   pthread_mutex_lock(&sc->mu);
   while (!sc->stop && pthread_cond_timedwait(&sc->cv, &sc->mu, &ts) != ETIMEDOUT) {
   }

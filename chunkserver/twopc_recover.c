@@ -143,13 +143,7 @@ static void settle(cs_server *s, item *x, bool commit, const char *why) {
 /* Sleep up to ms, or less if stopped. true when stopped. */
 static bool pause_or_stop(cs__tp *t, int64_t ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  cmn_deadline_in(&ts, ms);
   pthread_mutex_lock(&t->mu);
   while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &ts) == 0) {
   }

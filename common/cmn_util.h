@@ -33,6 +33,11 @@ int64_t cmn_mono_ms(void);
 int64_t cmn_mono_ns(void);
 int64_t cmn_wall_ms(void);
 
+/* The absolute CLOCK_REALTIME time `ms` from now, for
+ * pthread_cond_timedwait (whose default clock that is). */
+struct timespec;
+void cmn_deadline_in(struct timespec *ts, int64_t ms);
+
 /* Compare two buffers in time that depends only on `n`, not on where they
  * differ (secrets, MACs). Returns 1 when equal. */
 int cmn_ct_equal(const void *a, const void *b, size_t n);

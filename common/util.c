@@ -77,6 +77,16 @@ int64_t cmn_wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void cmn_deadline_in(struct timespec *ts, int64_t ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000;
+  if (ts->tv_nsec >= 1000000000) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000;
+  }
+}
+
 int cmn_ct_equal(const void *a, const void *b, size_t n) {
   const volatile unsigned char *x = a, *y = b;
   unsigned char diff = 0;

@@ -131,13 +131,7 @@ static bool should_stop(mst_master *m) {
 /* Sleeps up to ms on bg_cond (a signal or stop ends it early). */
 static void nap(mst_master *m, int64_t ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += (time_t)(ms / 1000);
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  cmn_deadline_in(&ts, ms);
   pthread_mutex_lock(&m->bg_lock);
   if (!m->stopping) (void)pthread_cond_timedwait(&m->bg_cond, &m->bg_lock, &ts);
   pthread_mutex_unlock(&m->bg_lock);

@@ -16,6 +16,7 @@
 #include "cmn_log.h"
 #include "cmn_metrics.h"
 #include "cmn_util.h"
+#include "test_tmp.h"
 #include "cs_dataplane.h"
 #include "cs_pushbuf.h"
 #include "cs_store.h"
@@ -40,26 +41,8 @@
 
 /* ---- temp dirs ---- */
 
-static inline int t_rm_one(const char *p, const struct stat *st, int flag, struct FTW *f) {
-  (void)st;
-  (void)flag;
-  (void)f;
-  remove(p);
-  return 0;
-}
-
-static inline void t_rm_rf(char *dir) {
-  if (!dir) return;
-  nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-  free(dir);
-}
-
-static inline char *t_tmpdir(void) {
-  const char *base = getenv("TMPDIR");
-  char *t = cmn_sprintf("%s/cairn-dp-XXXXXX", base && *base ? base : "/tmp");
-  assert_non_null(mkdtemp(t));
-  return t;
-}
+static inline void t_rm_rf(char *dir) { cairn_test_rm_rf(dir); }
+static inline char *t_tmpdir(void) { return cairn_test_tmpdir("dp"); }
 
 static inline cs_store *t_store_open(const char *dir) {
   cs_store_opts o = {.chunk_size = T_CHUNK, .reserve_bytes = 4096};

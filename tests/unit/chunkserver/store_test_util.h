@@ -12,6 +12,7 @@
 #include "cmn_crc32c.h"
 #include "cmn_log.h"
 #include "cmn_util.h"
+#include "test_tmp.h"
 #include "cs_store.h"
 #include "store_internal.h"
 
@@ -27,27 +28,8 @@
 #define T_CHUNK (1u << 20) /* 16 blocks: small files, real geometry */
 #define T_B CS_STORE_BLOCK_SIZE
 
-static inline char *t_tmpdir(void) {
-  const char *base = getenv("TMPDIR");
-  char *t = cmn_sprintf("%s/cairn-store-XXXXXX", base && *base ? base : "/tmp");
-  assert_non_null(mkdtemp(t));
-  return t;
-}
-
-static inline int t_rm_one(const char *p, const struct stat *st, int flag, struct FTW *f) {
-  (void)st;
-  (void)flag;
-  (void)f;
-  remove(p);
-  return 0;
-}
-
-/* Remove a temp tree and free its name. */
-static inline void t_rm_rf(char *dir) {
-  if (!dir) return;
-  nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-  free(dir);
-}
+static inline char *t_tmpdir(void) { return cairn_test_tmpdir("store"); }
+static inline void t_rm_rf(char *dir) { cairn_test_rm_rf(dir); }
 
 /* A fault hook: crash at the crash_at-th step (1-based) while armed, or
  * fail every step named err_step with err_code. Counts the steps seen. */

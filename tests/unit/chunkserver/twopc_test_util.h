@@ -17,6 +17,7 @@
 #include "cmn_metrics.h"
 #include "cmn_rpc.h"
 #include "cmn_util.h"
+#include "test_tmp.h"
 #include "cs_leases.h"
 #include "cs_pushbuf.h"
 #include "cs_server.h"
@@ -44,26 +45,8 @@
 
 /* ---- temp dirs ---- */
 
-static inline int tp_rm_one(const char *p, const struct stat *st, int flag, struct FTW *f) {
-  (void)st;
-  (void)flag;
-  (void)f;
-  remove(p);
-  return 0;
-}
-
-static inline void tp_rm_rf(char *dir) {
-  if (!dir) return;
-  nftw(dir, tp_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-  free(dir);
-}
-
-static inline char *tp_tmpdir(void) {
-  const char *base = getenv("TMPDIR");
-  char *t = cmn_sprintf("%s/cairn-2pc-XXXXXX", base && *base ? base : "/tmp");
-  assert_non_null(mkdtemp(t));
-  return t;
-}
+static inline void tp_rm_rf(char *dir) { cairn_test_rm_rf(dir); }
+static inline char *tp_tmpdir(void) { return cairn_test_tmpdir("2pc"); }
 
 /* ---- the stand-in master ---- */
 

@@ -3,6 +3,7 @@
 
 #include "cairn_error.h"
 #include "cmn_util.h"
+#include "test_tmp.h"
 #include "mst_checkpoint.h"
 #include "mst_oplog.h"
 
@@ -18,29 +19,8 @@
 
 /* ---- helpers ---- */
 
-static char *make_tmpdir(void) {
-  const char *base = getenv("TMPDIR");
-  char *t = cmn_sprintf("%s/cairn-ckpt-XXXXXX", base && *base ? base : "/tmp");
-  assert_non_null(mkdtemp(t));
-  return t;
-}
-
-/* Remove the (flat) test directory and everything in it. */
-static void rm_rf(char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-      char *p = cmn_sprintf("%s/%s", dir, de->d_name);
-      unlink(p);
-      free(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-  free(dir);
-}
+static char *make_tmpdir(void) { return cairn_test_tmpdir("ckpt"); }
+static void rm_rf(char *dir) { cairn_test_rm_rf(dir); }
 
 static char *ckpt_path(const char *dir, uint64_t lsn) {
   return cmn_sprintf("%s/checkpoint.%016" PRIx64, dir, lsn);

@@ -5,6 +5,7 @@
 #include "cmn_crc32c.h"
 #include "cmn_log.h"
 #include "cmn_util.h"
+#include "test_tmp.h"
 #include "mst_oplog.h"
 
 #include <dirent.h>
@@ -21,29 +22,8 @@
 
 /* ---- helpers: temp dirs, files, deterministic records ---- */
 
-static char *make_tmpdir(void) {
-  const char *base = getenv("TMPDIR");
-  char *t = cmn_sprintf("%s/cairn-oplog-XXXXXX", base && *base ? base : "/tmp");
-  assert_non_null(mkdtemp(t));
-  return t;
-}
-
-/* Remove the (flat) test directory and everything in it. */
-static void rm_rf(char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-      char *p = cmn_sprintf("%s/%s", dir, de->d_name);
-      unlink(p);
-      free(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-  free(dir);
-}
+static char *make_tmpdir(void) { return cairn_test_tmpdir("oplog"); }
+static void rm_rf(char *dir) { cairn_test_rm_rf(dir); }
 
 static char *seg_path(const char *dir, uint64_t first) {
   return cmn_sprintf("%s/oplog.%016" PRIx64, dir, first);
