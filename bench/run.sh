@@ -90,3 +90,33 @@ if [ "$sections" = all ] || [ "$sections" = chunkserver ]; then
   ratio ratio_write_64mib_2_in_flight_to_fsync_per_stream cs_write_64mib_2_in_flight_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
   echo "goal_ratio_write_to_fsync_per_stream 0.80"
 fi
+
+if [ "$sections" = all ] || [ "$sections" = client ]; then
+  echo "# client: raw limits (fsync'd dd, 1 and 3 streams; cold sequential read of 1 GiB)"
+  [ -n "$(val raw_dd_fsync_1_stream_64mib_mb_per_s)" ] || echo "raw_dd_fsync_1_stream_64mib_mb_per_s $(dd_rate 64 1)" | emit
+  [ -n "$(val raw_dd_fsync_3_streams_64mib_mb_per_s)" ] || echo "raw_dd_fsync_3_streams_64mib_mb_per_s $(dd_rate 64 3)" | emit
+  dd if=/dev/urandom of="$work/cold" bs=1M count=1024 conv=fsync status=none
+  sync
+  if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then cold=1; else cold=0; fi
+  start=$(date +%s.%N)
+  dd if="$work/cold" of=/dev/null bs=1M status=none
+  end=$(date +%s.%N)
+  rm -f "$work/cold"
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "raw_cold_read_1gib_mb_per_s %.1f\n", 1024 / (e - s) }' | emit
+  echo "raw_cold_read_caches_dropped $cold" | emit
+  echo "# client: library against a local cluster (master + 3 chunkservers, 64 MiB chunks)"
+  CAIRN_BIN_DIR="$bin" "$PWD/scripts/cluster.sh" up --dir "$work/cluster" --chunkservers 3 >/dev/null
+  pids+=($(cat "$work"/cluster/pids/*.pid))
+  # shellcheck disable=SC1091
+  source "$work/cluster/cluster.env"
+  sleep 1
+  "$bench/bench_client" 1024 5000 | emit
+  CAIRN_BIN_DIR="$bin" "$PWD/scripts/cluster.sh" down --dir "$work/cluster" >/dev/null
+  echo "# client: ratios"
+  awk -v a="$(val raw_dd_fsync_3_streams_64mib_mb_per_s)" 'BEGIN { printf "raw_dd_fsync_3_streams_per_stream_mb_per_s %.1f\n", a / 3 }' | emit
+  ratio ratio_client_write_to_fsync_per_stream client_seq_write_1024mib_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
+  ratio ratio_client_read_to_cold_read client_seq_read_1024mib_mb_per_s raw_cold_read_1gib_mb_per_s
+  echo "goal_ratio_client_write_to_fsync_per_stream 0.80"
+  echo "goal_ratio_client_read_to_cold_read 0.70"
+  echo "goal_client_read_4k_p50_ms 1 goal_client_read_4k_p99_ms 5"
+fi
