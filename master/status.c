@@ -124,6 +124,7 @@ void mst_svc_cluster_status(cmn_rpc_call *call, const ProtobufCMessage *msg, voi
   rep.repair_queue = s.ch.queued;
   rep.corrupt = s.corrupt;
   rep.clones_in_flight = s.bg.clones_in_flight;
+  rep.chunk_size = s.chunk_size;
   rep.capacity_bytes = s.tot.capacity_bytes;
   rep.free_bytes = s.tot.free_bytes;
   cmn_rpc_reply(call, &rep.base);
