@@ -22,6 +22,7 @@
 #include "cmn_log.h"
 #include "cmn_util.h"
 #include "mst_placement.h"
+#include "mst_placement.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +128,29 @@ static void watch_add(mst_bg *bg, uint64_t handle, int64_t not_before) {
   bg->watch[bg->nwatch++] = (bg_watch){handle, not_before};
 }
 
+/* A chunk still at version 1 was allocated but never leased, so never
+ * written: its replicas exist only in this table (servers create the file
+ * at the first lease). One that lost every copy (its servers died before
+ * the first write) has lost no bytes: its copies are chosen anew instead of
+ * waiting forever for a replica that never existed. */
+static void replace_unwritten(mst_master *m, mst_chunk_info *ci) {
+  uint16_t out[MST_CHUNK_REPLICAS_MAX];
+  mst_place_opts o = {.min_free_bytes = m->cfg.chunk_size,
+                      .creation_cap = (uint32_t)m->cfg.creation_cap};
+  mst_place_req r = {.k = ci->goal, .allow_fewer = true};
+  int n = mst_place_targets(m->servers, &o, &r, mst_now_ms(), &m->rng, out);
+  for (int i = 0; i < n; i++) (void)mst_chunks_add_replica(m->chunks, ci->handle, out[i]);
+  if (n > 0) {
+    CMN_INFO("repair", "never-written chunk placed anew handle=%llu replicas=%d",
+             (unsigned long long)ci->handle, n);
+    (void)mst_chunks_get(m->chunks, ci->handle, ci);
+  }
+}
+
 void mst_bg_check(mst_master *m, uint64_t handle) {
   mst_chunk_info ci;
   if (mst_chunks_get(m->chunks, handle, &ci) != 0) return;
+  if (ci.version == 1 && ci.nrep == 0) replace_unwritten(m, &ci);
   if (ci.nrep < ci.goal) {
     (void)mst_chunks_repair_enqueue(m->chunks, handle, chunk_trashed(m, &ci));
     return;

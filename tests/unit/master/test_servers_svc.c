@@ -248,12 +248,14 @@ static void stale_only_copy_is_kept(void **state) {
 static void reregistration_replaces_replica_set(void **state) {
   (void)state;
   fx *f = fx_new();
-  fx_file(f, "/a", 1, 1, 3, 1);
-  fx_rep r1[] = {{1, 1, 0, 0}, {2, 1, 0, 0}};
+  /* Version 2: the chunks were written (a chunk still at version 1 has no
+   * bytes anywhere, and one that loses every copy is simply placed anew). */
+  fx_file(f, "/a", 1, 1, 3, 2);
+  fx_rep r1[] = {{1, 2, 0, 0}, {2, 2, 0, 0}};
   assert_int_equal(fx_register(f, "A", "z1", FX_CAP, FX_FREE, r1, 2, FX_T0, NULL), 0);
   assert_int_equal(fx_register(f, "B", "z2", FX_CAP, FX_FREE, NULL, 0, FX_T0, NULL), 1);
   assert_true(fx_holds(f, 1, 0) && fx_holds(f, 2, 0) && !fx_holds(f, 3, 0));
-  fx_rep r2[] = {{2, 1, 0, 0}, {3, 1, 0, 0}};
+  fx_rep r2[] = {{2, 2, 0, 0}, {3, 2, 0, 0}};
   assert_int_equal(fx_register(f, "A", "z9", 100 * FX_CHUNK, 40 * FX_CHUNK, r2, 2, FX_T0 + 5, NULL),
                    0); /* same index */
   assert_false(fx_holds(f, 1, 0));
