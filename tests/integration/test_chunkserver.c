@@ -277,6 +277,19 @@ static void concurrent_record_appends(void **state) {
 
 /* ---- corruption ---------------------------------------------------------------------------- */
 
+/* Flip the bits `mask` of the byte `back` bytes before the end of a
+ * replica file, behind the store's back. */
+static void flip_byte(const char *path, off_t back, unsigned char mask) {
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  off_t end = lseek(fd, 0, SEEK_END);
+  unsigned char b;
+  assert_int_equal(pread(fd, &b, 1, end - back), 1);
+  b ^= mask;
+  assert_int_equal(pwrite(fd, &b, 1, end - back), 1);
+  close(fd);
+}
+
 static bool replica_readable_everywhere(it_cluster *c, void *arg) {
   uint64_t *fid = arg;
   Cairn__V1__LookupChunksReply *lr = NULL;
@@ -308,14 +321,7 @@ static void corrupted_byte_is_detected_and_repaired(void **state) {
   it_replica_path(c, victim, handle, path, sizeof path);
   assert_true(path[0] != '\0');
   /* Flip one byte near the end of the file: inside the data. */
-  int fd = open(path, O_RDWR);
-  assert_true(fd >= 0);
-  off_t end = lseek(fd, 0, SEEK_END);
-  unsigned char b;
-  assert_int_equal(pread(fd, &b, 1, end - 1000), 1);
-  b ^= 0x40;
-  assert_int_equal(pwrite(fd, &b, 1, end - 1000), 1);
-  close(fd);
+  flip_byte(path, 1000, 0x40);
   /* The read from that replica fails its checksum: no bytes come back. */
   uint8_t *buf = cmn_malloc(n);
   assert_int_equal(it_read_replica(c, c->cs[victim].data, handle, version, 0, buf, n),
@@ -348,14 +354,7 @@ static void scrubber_finds_silent_corruption(void **state) {
   char path[600];
   it_replica_path(c, victim, handle, path, sizeof path);
   assert_true(path[0] != '\0');
-  int fd = open(path, O_RDWR);
-  assert_true(fd >= 0);
-  off_t end = lseek(fd, 0, SEEK_END);
-  unsigned char b;
-  assert_int_equal(pread(fd, &b, 1, end - 77), 1);
-  b ^= 0x01;
-  assert_int_equal(pwrite(fd, &b, 1, end - 77), 1);
-  close(fd);
+  flip_byte(path, 77, 0x01);
   snprintf(c->scrub_rate, sizeof c->scrub_rate, "64M");
   assert_int_equal(it_cs_start(c, victim), 0);
   uint64_t arg[2] = {id, n};
