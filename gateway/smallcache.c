@@ -1,0 +1,180 @@
+/*
+ * smallcache.c - the contents of small documents, in memory. A document's
+ * bytes never change under its id (an overwrite makes a new document), so
+ * an entry is never stale while its document exists; deletion removes it,
+ * and every entry also expires after cache_ttl (which bounds staleness
+ * when another gateway deleted it). Bounded by a byte budget; the least
+ * recently used entries go first. One mutex: entries are copied out.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#include "cmn_util.h"
+#include "gw.h"
+#include "gw_docs.h"
+#include "gw_internal.h"
+
+#define NBUCKETS 4096
+
+typedef struct entry {
+  struct entry *hnext;
+  struct entry *prev, *next; /* LRU list, most recent first */
+  char id[37];
+  gw_small_doc doc;
+  int64_t born_ms;
+  size_t cost;
+} entry;
+
+struct gw_small_cache {
+  pthread_mutex_t mu;
+  uint64_t budget, used;
+  entry *buckets[NBUCKETS];
+  entry *head, *tail;
+};
+
+static unsigned hash_id(const char *id) {
+  unsigned h = 2166136261u;
+  for (; *id; id++) {
+    h = (h ^ (unsigned char)*id) * 16777619u;
+  }
+  return h % NBUCKETS;
+}
+
+int gw_small_cache_new(uint64_t budget, gw_small_cache **out) {
+  gw_small_cache *c = cmn_calloc(1, sizeof *c);
+  pthread_mutex_init(&c->mu, NULL);
+  c->budget = budget;
+  *out = c;
+  return 0;
+}
+
+void gw_small_doc_clear(gw_small_doc *d) {
+  free(d->data);
+  free(d->name);
+  free(d->content_type);
+  memset(d, 0, sizeof *d);
+}
+
+static void copy_doc(gw_small_doc *dst, const gw_small_doc *src) {
+  dst->data = cmn_malloc(src->len ? src->len : 1);
+  memcpy(dst->data, src->data, src->len);
+  dst->len = src->len;
+  dst->name = cmn_strdup(src->name);
+  dst->content_type = cmn_strdup(src->content_type);
+  memcpy(dst->sha256, src->sha256, sizeof dst->sha256);
+}
+
+static void lru_unlink(gw_small_cache *c, entry *e) {
+  if (e->prev) {
+    e->prev->next = e->next;
+  } else {
+    c->head = e->next;
+  }
+  if (e->next) {
+    e->next->prev = e->prev;
+  } else {
+    c->tail = e->prev;
+  }
+  e->prev = e->next = NULL;
+}
+
+static void lru_push(gw_small_cache *c, entry *e) {
+  e->next = c->head;
+  e->prev = NULL;
+  if (c->head) {
+    c->head->prev = e;
+  }
+  c->head = e;
+  if (c->tail == NULL) {
+    c->tail = e;
+  }
+}
+
+/* Unlink `e` from its bucket and the LRU list and free it. */
+static void drop(gw_small_cache *c, entry *e) {
+  entry **pp = &c->buckets[hash_id(e->id)];
+  while (*pp && *pp != e) {
+    pp = &(*pp)->hnext;
+  }
+  if (*pp) {
+    *pp = e->hnext;
+  }
+  lru_unlink(c, e);
+  c->used -= e->cost;
+  gw_small_doc_clear(&e->doc);
+  free(e);
+}
+
+static entry *find(gw_small_cache *c, const char *id) {
+  for (entry *e = c->buckets[hash_id(id)]; e; e = e->hnext) {
+    if (strcmp(e->id, id) == 0) {
+      return e;
+    }
+  }
+  return NULL;
+}
+
+int gw_small_get(gw_small_cache *c, const char *id, int64_t ttl_ms, gw_small_doc *out) {
+  int hit = 0;
+  pthread_mutex_lock(&c->mu);
+  entry *e = find(c, id);
+  if (e && ttl_ms > 0 && cmn_mono_ms() - e->born_ms > ttl_ms) {
+    drop(c, e);
+    e = NULL;
+  }
+  if (e) {
+    lru_unlink(c, e);
+    lru_push(c, e);
+    copy_doc(out, &e->doc);
+    hit = 1;
+  }
+  pthread_mutex_unlock(&c->mu);
+  return hit;
+}
+
+void gw_small_put(gw_small_cache *c, const char *id, const gw_small_doc *doc) {
+  size_t cost = doc->len + sizeof(entry) + strlen(doc->name) + strlen(doc->content_type) + 2;
+  if (doc->len > GW_SMALL_MAX || cost > c->budget || strlen(id) >= sizeof(((entry *)0)->id)) {
+    return;
+  }
+  entry *e = cmn_calloc(1, sizeof *e);
+  memcpy(e->id, id, strlen(id) + 1);
+  copy_doc(&e->doc, doc);
+  e->cost = cost;
+  e->born_ms = cmn_mono_ms();
+  pthread_mutex_lock(&c->mu);
+  entry *old = find(c, id);
+  if (old) {
+    drop(c, old);
+  }
+  while (c->used + cost > c->budget && c->tail) {
+    drop(c, c->tail);
+  }
+  unsigned h = hash_id(id);
+  e->hnext = c->buckets[h];
+  c->buckets[h] = e;
+  lru_push(c, e);
+  c->used += cost;
+  pthread_mutex_unlock(&c->mu);
+}
+
+void gw_small_remove(gw_small_cache *c, const char *id) {
+  pthread_mutex_lock(&c->mu);
+  entry *e = find(c, id);
+  if (e) {
+    drop(c, e);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+void gw_small_cache_free(gw_small_cache *c) {
+  if (c == NULL) {
+    return;
+  }
+  while (c->head) {
+    drop(c, c->head);
+  }
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
