@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # A local cairn cluster on 127.0.0.1, for trying cairn out and for tests.
 #
-#   scripts/cluster.sh up     --dir D [--chunkservers N] [--chunk-size SIZE]
+#   scripts/cluster.sh up     --dir D [--chunkservers N] [--chunk-size SIZE] [--no-gateway]
 #   scripts/cluster.sh down   --dir D
 #   scripts/cluster.sh status --dir D
 #   scripts/cluster.sh kill   NAME --dir D     (SIGKILL: a crash)
 #   scripts/cluster.sh start  NAME --dir D     (again, with its same ports and data)
 #
-# NAME is master or chunkserver-N. Everything lives under D: data in
-# D/master and D/chunkserver-N, logs in D/logs, pid files in D/pids, the
-# ports each process got in D/ports, and D/cluster.env, a shell file with
-# CAIRN_MASTER and CAIRN_SECRET_FILE for the `cairn` CLI and the library.
+# NAME is master, chunkserver-N, postgres or gateway. Everything lives under
+# D: data in D/master and D/chunkserver-N, logs in D/logs, pid files in
+# D/pids, the ports each process got in D/ports, and D/cluster.env, a shell
+# file with CAIRN_MASTER and CAIRN_SECRET_FILE for the `cairn` CLI and the
+# library (and CAIRN_GATEWAY_URL, CAIRN_GATEWAY_CA when the gateway runs).
 # Free ports are picked by the processes themselves at their first start and
 # kept for every later start. `down` stops exactly the processes it started
 # (by the PIDs in D/pids). Binaries come from $CAIRN_BIN_DIR, else build/bin.
 # Extra daemon flags (e.g. short heartbeats for tests) may be given in
-# $CAIRN_MASTER_FLAGS and $CAIRN_CHUNKSERVER_FLAGS.
+# $CAIRN_MASTER_FLAGS, $CAIRN_CHUNKSERVER_FLAGS and $CAIRN_GATEWAY_FLAGS.
+#
+# When cairn-gateway is built, `up` also starts a private PostgreSQL
+# (scripts/pg.sh: D/pgdata, socket in D/pgsock, log D/logs/postgres.log)
+# and the gateway on https://127.0.0.1 with a self-signed certificate made
+# once (D/gateway/tls.crt, the CA to trust; D/gateway/tls.key) and a token
+# key made once (D/gateway/key). --no-gateway leaves both out.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CAIRN_BIN_DIR:-$repo/build/bin}
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 cmd=${1:-}
 [ -n "$cmd" ] || usage
@@ -34,9 +41,10 @@ case "$cmd" in
   *) echo "cluster.sh: unknown command '$cmd'" >&2; usage ;;
 esac
 
-dir="" ; n=3 ; chunk_size=64M
+dir="" ; n=3 ; chunk_size=64M ; gateway=1
 while [ $# -gt 0 ]; do
   case "$1" in
+    --no-gateway) gateway=0 ;;
     --dir) dir=$2; shift ;;
     --chunkservers) n=$2; shift ;;
     --chunk-size) chunk_size=$2; shift ;;
@@ -53,17 +61,25 @@ mkdir -p "$dir/pids" "$dir/logs" "$dir/ports"
 
 pidfile() { echo "$dir/pids/$1.pid"; }
 
+# Is the process alive? A killed process whose parent has not reaped it yet
+# (a zombie: the daemons are reparented to init) counts as gone.
+alive() { # pid
+  kill -0 "$1" 2>/dev/null || return 1
+  case "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" in Z|X) return 1 ;; esac
+  return 0
+}
+
 running() { # name
   local p
   p=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null
+  [ -n "$p" ] && alive "$p"
 }
 
 wait_file() { # file seconds pid
   local i
   for i in $(seq 1 $(( $2 * 10 ))); do
     [ -s "$1" ] && return 0
-    kill -0 "$3" 2>/dev/null || return 1
+    alive "$3" || return 1
     sleep 0.1
   done
   return 1
@@ -123,29 +139,99 @@ start_chunkserver() { # index
   save_ports "$name" "$dir/$name.ready" rpc data http
 }
 
+# PostgreSQL through scripts/pg.sh; the postmaster's pid goes into D/pids
+# like the others' (for status and kill), but it is stopped by pg.sh.
+start_postgres() {
+  if running postgres; then echo "cluster.sh: postgres is already running (pid $(cat "$(pidfile postgres)"))"; return 0; fi
+  if ! bash "$repo/scripts/pg.sh" start --dir "$dir" >/dev/null; then
+    echo "cluster.sh: PostgreSQL did not start; see $dir/logs/postgres.log" >&2
+    return 1
+  fi
+  head -n 1 "$dir/pgdata/postmaster.pid" > "$(pidfile postgres)"
+}
+
+stop_postgres() {
+  [ -d "$dir/pgdata" ] || return 0
+  bash "$repo/scripts/pg.sh" stop --dir "$dir" || true
+  rm -f "$(pidfile postgres)"
+}
+
+# The certificate and the token key are made once and kept, so clients that
+# trust D/gateway/tls.crt and tokens already handed out stay valid across
+# restarts.
+gateway_files() {
+  local g="$dir/gateway"
+  mkdir -p "$g"
+  if [ ! -s "$g/tls.crt" ] || [ ! -s "$g/tls.key" ]; then
+    command -v openssl >/dev/null 2>&1 || { echo "cluster.sh: openssl is needed for the gateway's certificate" >&2; return 1; }
+    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -days 825 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$g/tls.key.tmp" -out "$g/tls.crt.tmp" >>"$dir/logs/gateway.log" 2>&1) ||
+      { echo "cluster.sh: openssl could not make a certificate; see $dir/logs/gateway.log" >&2; return 1; }
+    mv "$g/tls.key.tmp" "$g/tls.key"
+    mv "$g/tls.crt.tmp" "$g/tls.crt"
+  fi
+  if [ ! -s "$g/key" ]; then
+    (umask 077 && head -c 32 /dev/urandom > "$g/key.tmp") && chmod 600 "$g/key.tmp" && mv "$g/key.tmp" "$g/key"
+  fi
+}
+
+start_gateway() {
+  local rpc
+  rpc=$(kv "$dir/master.ready" rpc)
+  [ -n "$rpc" ] || { echo "cluster.sh: the master has not started" >&2; return 1; }
+  running postgres || { echo "cluster.sh: postgres is not running (cluster.sh start postgres --dir $dir)" >&2; return 1; }
+  [ -s "$dir/pg.conninfo" ] || { echo "cluster.sh: no $dir/pg.conninfo" >&2; return 1; }
+  gateway_files
+  launch gateway "$dir/gateway.ready" "$bin/cairn-gateway" \
+    --listen "127.0.0.1:$(port_of gateway port)" \
+    --tls-cert "$dir/gateway/tls.crt" --tls-key "$dir/gateway/tls.key" \
+    --master "$rpc" --secret-file "$dir/master/secret" --db "$(cat "$dir/pg.conninfo")" \
+    --key-file "$dir/gateway/key" --ready-file "$dir/gateway.ready" ${CAIRN_GATEWAY_FLAGS:-}
+  printf 'port=%s\n' "$(kv "$dir/gateway.ready" url | sed 's/.*://')" > "$dir/ports/gateway.env"
+}
+
+# Whether `up` brings PostgreSQL and the gateway (says why not when it won't).
+want_gateway() {
+  if [ "$gateway" -eq 0 ]; then
+    echo "cluster.sh: --no-gateway: not starting PostgreSQL and the gateway"
+    return 1
+  fi
+  if [ ! -x "$bin/cairn-gateway" ]; then
+    echo "cluster.sh: no $bin/cairn-gateway (not built): not starting PostgreSQL and the gateway"
+    return 1
+  fi
+  return 0
+}
+
 write_env() {
   {
     echo "# cairn local cluster in $dir (source this file)"
     echo "export CAIRN_MASTER=$(kv "$dir/master.ready" rpc)"
     echo "export CAIRN_SECRET_FILE=$dir/master/secret"
     echo "export CAIRN_MASTER_HTTP=http://$(kv "$dir/master.ready" http)"
-    if [ -s "$dir/gateway.ready" ]; then echo "export CAIRN_GATEWAY_URL=$(kv "$dir/gateway.ready" url)"; fi
+    if running gateway && [ -s "$dir/gateway.ready" ]; then
+      echo "export CAIRN_GATEWAY_URL=$(kv "$dir/gateway.ready" url)"
+      echo "export CAIRN_GATEWAY_CA=$dir/gateway/tls.crt"
+    fi
+    if running postgres && [ -s "$dir/pg.conninfo" ]; then echo "export CAIRN_PG=\"$(cat "$dir/pg.conninfo")\""; fi
   } > "$dir/cluster.env"
 }
 
 stop_one() { # name signal
   local name=$1 sig=$2 p i
   p=$(cat "$(pidfile "$name")" 2>/dev/null) || return 0
-  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+  if [ -n "$p" ] && alive "$p"; then
     kill "-$sig" "$p" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
+    for i in $(seq 1 100); do alive "$p" || break; sleep 0.1; done
+    if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
   fi
   rm -f "$(pidfile "$name")"
 }
 
-names() { # every process this cluster has pid files or data for, chunkservers first
+names() { # every process this cluster has pid files or data for: gateway, chunkservers, master
   local f
+  if [ -e "$dir/gateway.ready" ] || [ -e "$dir/pids/gateway.pid" ]; then echo gateway; fi
   for f in "$dir"/chunkserver-*.ready "$dir"/pids/chunkserver-*.pid; do
     [ -e "$f" ] || continue
     basename "$f" | sed 's/\.\(ready\|pid\)$//'
@@ -160,15 +246,27 @@ case "$cmd" in
     chunk_size=$(cat "$dir/chunk_size")
     start_master
     for i in $(seq 1 "$n"); do start_chunkserver "$i"; done
+    gw_text=""
+    if want_gateway; then
+      start_postgres
+      start_gateway
+      gw_text=", gateway $(kv "$dir/gateway.ready" url)"
+    fi
     write_env
-    echo "cluster up in $dir: master $(kv "$dir/master.ready" rpc), $n chunkservers"
+    echo "cluster up in $dir: master $(kv "$dir/master.ready" rpc), $n chunkservers$gw_text"
     echo "  source $dir/cluster.env"
     ;;
   down)
+    # The gateway first (it uses everything else), then PostgreSQL.
+    stop_one gateway TERM
+    stop_postgres
     for p in $(names); do stop_one "$p" TERM; done
     echo "cluster in $dir stopped"
     ;;
   status)
+    if [ -d "$dir/pgdata" ]; then
+      if running postgres; then echo "postgres running pid=$(cat "$(pidfile postgres)")"; else echo "postgres stopped"; fi
+    fi
     for p in $(names); do
       if running "$p"; then echo "$p running pid=$(cat "$(pidfile "$p")")"; else echo "$p stopped"; fi
     done
@@ -183,6 +281,10 @@ case "$cmd" in
     case "$name" in
       master) start_master ;;
       chunkserver-[0-9]*) start_chunkserver "${name#chunkserver-}" ;;
+      postgres) start_postgres ;;
+      gateway)
+        [ -x "$bin/cairn-gateway" ] || { echo "cluster.sh: no $bin/cairn-gateway (not built)" >&2; exit 1; }
+        start_gateway ;;
       *) echo "cluster.sh: unknown process '$name'" >&2; exit 2 ;;
     esac
     write_env

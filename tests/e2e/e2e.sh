@@ -35,8 +35,10 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cairn() { "$bin/cairn" "$@"; }
 
-up() { # chunkservers chunk-size
-  "$cluster" up --dir "$work/c" --chunkservers "$1" --chunk-size "$2" >/dev/null
+up() { # chunkservers chunk-size [gateway]
+  local gw=--no-gateway
+  [ "${3:-}" = gateway ] && gw=""
+  "$cluster" up --dir "$work/c" --chunkservers "$1" --chunk-size "$2" $gw >/dev/null
   # shellcheck disable=SC1091
   source "$work/c/cluster.env"
   wait_until 30 "servers_alive $1" || fail "chunkservers did not register"
@@ -213,8 +215,43 @@ stale_chunkserver() {
   [ "$(sha "$work/v2")" = "$(sha "$work/s.out2")" ] || fail "read after repair differs"
 }
 
+# The local cluster's gateway: a document round trip with curl, then the
+# gateway and PostgreSQL restarted by the cluster script, the document still
+# there and /healthz following PostgreSQL's state.
+gateway_round_trip() {
+  up 3 1M gateway
+  [ -n "${CAIRN_GATEWAY_URL:-}" ] || fail "cluster.env has no CAIRN_GATEWAY_URL"
+  api() { curl -sS --max-time 30 --cacert "$CAIRN_GATEWAY_CA" "$@"; }
+  local json=(-H 'Content-Type: application/json') token auth
+  api "${json[@]}" -d '{"username":"eve","password":"eve-password"}' \
+    "$CAIRN_GATEWAY_URL/v1/auth/register" >/dev/null
+  token=$(api "${json[@]}" -d '{"username":"eve","password":"eve-password"}' \
+    "$CAIRN_GATEWAY_URL/v1/auth/token" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$token" ] || fail "no access token"
+  auth=(-H "Authorization: Bearer $token")
+  api "${auth[@]}" "${json[@]}" -d '{"name":"e2e"}' "$CAIRN_GATEWAY_URL/v1/namespaces" >/dev/null
+  head -c $((3 * 1024 * 1024 + 5)) /dev/urandom > "$work/doc"
+  local code
+  code=$(api "${auth[@]}" -T "$work/doc" -o /dev/null -w '%{http_code}' \
+    "$CAIRN_GATEWAY_URL/v1/ns/e2e/doc.bin")
+  [ "$code" = 201 ] || fail "upload answered $code"
+  "$cluster" kill gateway --dir "$work/c" >/dev/null
+  "$cluster" start gateway --dir "$work/c" >/dev/null
+  source "$work/c/cluster.env"
+  api "${auth[@]}" -o "$work/doc.out" "$CAIRN_GATEWAY_URL/v1/ns/e2e/doc.bin"
+  [ "$(sha "$work/doc")" = "$(sha "$work/doc.out")" ] || fail "download differs"
+  "$cluster" kill postgres --dir "$work/c" >/dev/null
+  code=$(api -o /dev/null -w '%{http_code}' "$CAIRN_GATEWAY_URL/healthz")
+  [ "$code" = 503 ] || fail "healthz with PostgreSQL down answered $code"
+  "$cluster" start postgres --dir "$work/c" >/dev/null
+  wait_until 30 "[ \"\$(api -o /dev/null -w '%{http_code}' '$CAIRN_GATEWAY_URL/healthz')\" = 200 ]" ||
+    fail "healthz did not recover"
+  api "${auth[@]}" -o "$work/doc.out2" "$CAIRN_GATEWAY_URL/v1/ns/e2e/doc.bin"
+  [ "$(sha "$work/doc")" = "$(sha "$work/doc.out2")" ] || fail "download after restarts differs"
+}
+
 case "$case_name" in
-  put_get_200mib | eight_appenders | kill_chunkserver_during_writes | corrupt_one_byte | \
+  gateway_round_trip | put_get_200mib | eight_appenders | kill_chunkserver_during_writes | corrupt_one_byte | \
     kill_master_during_writes | stale_chunkserver)
     "$case_name"
     echo "1 passed, 0 failed: $case_name"
