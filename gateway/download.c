@@ -96,15 +96,26 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
   return (ssize_t)k;
 }
 
-static void stream_free(void *cls) {
+static void stream_cleanup(void *cls) {
   stream *s = cls;
   if (s->reader_running) {
-    gw_ring_close(s->ring, CAIRN_ECANCELED);
     pthread_join(s->reader, NULL);
   }
   gw_ring_free(s->ring);
   cairn_close(s->file);
   free(s);
+}
+
+/* The response is done (sent or abandoned): a reader still in a cluster
+ * call is joined in the background, not on the connection's thread. */
+static void stream_free(void *cls) {
+  stream *s = cls;
+  if (s->reader_running) {
+    gw_ring_close(s->ring, CAIRN_ECANCELED);
+    gw_reap(s->gw, stream_cleanup, s);
+  } else {
+    stream_cleanup(s);
+  }
 }
 
 int gw_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len) {

@@ -91,6 +91,7 @@ typedef struct gw_ctx {
   gw_config cfg;
   gw_db *db;
   cairn_client *cluster;
+  cairn_client *probe;           /* the same cluster with short deadlines, for /healthz */
   uint8_t jwt_key[32], link_key[32];
   gw_argon2_params argon2;
   gw_ratelimit *rl_user, *rl_ip; /* NULL when off */
@@ -98,6 +99,7 @@ typedef struct gw_ctx {
   gw_cache *auth_cache;          /* session / API token -> validity, user, scopes */
   gw_small_cache *small;         /* contents of small documents, NULL when off */
   gw_ring_budget ring_budget;    /* transfer buffers left (cfg.transfer_memory) */
+  _Atomic int reapers;           /* clean-ups running in the background (gw_reap) */
   cmn_metrics *metrics;
   struct gw_stats *stats;        /* the gateway's series in `metrics` (reply.c) */
   struct MHD_Daemon *mhd;
@@ -214,6 +216,12 @@ int gw_username_valid(const char *s);
 /* Refuse (400, and return 1) a JSON body with a field not in `known`
  * (NULL-terminated), so a misspelt field is not silently ignored. */
 int gw_json_only_fields(gw_req *r, const char *const *known);
+
+/* Run fn(arg) on a detached thread (inline if none can be made): for the
+ * slow clean-up of a transfer its client abandoned (joining a thread that
+ * may sit in a cluster call, marking a row failed), which must not hold up
+ * the thread that noticed it. gw_stop waits for these to finish. */
+void gw_reap(gw_ctx *gw, void (*fn)(void *), void *arg);
 
 /* ---- server (server.c) ---- */
 

@@ -42,6 +42,7 @@ typedef struct gw_upload {
   int file_parts;
   int in_file;
   int mp_error;
+  int closing;             /* the request is over: ignore late parts */
 } gw_upload;
 
 /* Row + cluster file + writer; see upload.c. 0 or a cairn code. */

@@ -13,7 +13,7 @@ void gw_h_health(gw_req *r) {
   gw_ctx *gw = r->gw;
   int db = gw_db_ping(gw->db);
   cairn_stat st;
-  int master = cairn_stat_path(gw->cluster, "/", &st);
+  int master = cairn_stat_path(gw->probe, "/", &st);
   int ok = db == 0 && master == 0;
   json_t *body = json_pack("{s:s,s:s,s:s}", "status", ok ? "ok" : "unavailable", "postgres",
                            db == 0 ? "ok" : cairn_strerror(db), "master",

@@ -29,6 +29,9 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
   (void)kind;
   (void)transfer_encoding;
   gw_upload *u = cls;
+  if (u->closing) {
+    return MHD_NO;
+  }
   if (filename == NULL) {
     /* A plain field: only "name" means something, and only before the file. */
     if (key && strcmp(key, "name") == 0 && u->file_parts == 0) {

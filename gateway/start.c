@@ -3,9 +3,11 @@
  * migrations, the cluster client, caches, limiters and the listener, in
  * that order, undone in reverse.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cairn_error.h"
 #include "cmn_log.h"
@@ -84,6 +86,12 @@ int gw_start(gw_ctx *gw, char *err, size_t errlen) {
     o.op_timeout_ms = cfg->cluster_timeout_ms;
     o.rpc_timeout_ms = cfg->cluster_timeout_ms < 10000 ? cfg->cluster_timeout_ms : 10000;
     rc = cairn_connect(&o, &gw->cluster);
+    if (rc == 0) {
+      o.op_timeout_ms = 2000;
+      o.rpc_timeout_ms = 1000;
+      o.max_retries = 1;
+      rc = cairn_connect(&o, &gw->probe);
+    }
     if (rc < 0) {
       snprintf(err, errlen, "cannot set up the cluster client: %s", cairn_strerror(rc));
     }
@@ -129,8 +137,42 @@ int gw_start(gw_ctx *gw, char *err, size_t errlen) {
   return 0;
 }
 
+typedef struct reap_job {
+  gw_ctx *gw;
+  void (*fn)(void *);
+  void *arg;
+} reap_job;
+
+static void *reap_main(void *p) {
+  reap_job *j = p;
+  j->fn(j->arg);
+  __atomic_sub_fetch(&j->gw->reapers, 1, __ATOMIC_SEQ_CST);
+  free(j);
+  return NULL;
+}
+
+void gw_reap(gw_ctx *gw, void (*fn)(void *), void *arg) {
+  reap_job *j = cmn_malloc(sizeof *j);
+  *j = (reap_job){gw, fn, arg};
+  __atomic_add_fetch(&gw->reapers, 1, __ATOMIC_SEQ_CST);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  int rc = pthread_create(&t, &a, reap_main, j);
+  pthread_attr_destroy(&a);
+  if (rc != 0) {
+    reap_main(j);
+  }
+}
+
 void gw_stop(gw_ctx *gw) {
   gw_http_stop(gw);
+  /* Background clean-ups use the database and the cluster: let them end
+   * (each is bounded by the cluster and database timeouts). */
+  for (int i = 0; i < 1200 && __atomic_load_n(&gw->reapers, __ATOMIC_SEQ_CST) > 0; i++) {
+    usleep(50 * 1000);
+  }
   gw_small_cache_free(gw->small);
   gw_cache_free(gw->auth_cache);
   gw_cache_free(gw->perm_cache);
@@ -138,6 +180,7 @@ void gw_stop(gw_ctx *gw) {
   gw_ratelimit_free(gw->rl_ip);
   gw_metrics_free(gw);
   cmn_metrics_destroy(gw->metrics);
+  cairn_disconnect(gw->probe);
   cairn_disconnect(gw->cluster);
   gw_db_close(gw->db);
   gw->small = NULL;
@@ -145,6 +188,7 @@ void gw_stop(gw_ctx *gw) {
   gw->rl_user = gw->rl_ip = NULL;
   gw->metrics = NULL;
   gw->cluster = NULL;
+  gw->probe = NULL;
   gw->db = NULL;
   gw_ring_budget_destroy(&gw->ring_budget);
 }

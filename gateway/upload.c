@@ -182,7 +182,9 @@ void gw_upload_fail(gw_upload *u, int rc, const char *why) {
            (unsigned long long)u->size, why);
 }
 
-static void upload_free(void *arg) {
+/* The end of an upload's request: free it, after failing it when it never
+ * completed (the client went away or the request was refused). */
+static void upload_cleanup(void *arg) {
   gw_upload *u = arg;
   if (u->started && !u->finished) {
     gw_upload_fail(u, CAIRN_ECANCELED, "the upload was interrupted");
@@ -191,15 +193,29 @@ static void upload_free(void *arg) {
   if (u->file) {
     cairn_close(u->file);
   }
-  if (u->pp) {
-    MHD_destroy_post_processor(u->pp);
-  }
   gw_ring_free(u->ring);
   gw_sha256_free(u->sha);
   free(u->name);
   free(u->ctype);
   free(u->form_name);
   free(u);
+}
+
+static void upload_free(void *arg) {
+  gw_upload *u = arg;
+  if (u->pp) {
+    u->closing = 1; /* the post processor may flush a last piece: ignored */
+    MHD_destroy_post_processor(u->pp);
+    u->pp = NULL;
+  }
+  if ((u->started && !u->finished) || u->writer_running) {
+    if (u->ring) {
+      gw_ring_close(u->ring, CAIRN_ECANCELED); /* stop the writer soon */
+    }
+    gw_reap(u->gw, upload_cleanup, u);
+  } else {
+    upload_cleanup(u);
+  }
 }
 
 int gw_upload_start(gw_upload *u, const char *name, const char *ctype) {
