@@ -59,6 +59,18 @@
 #define MST_SVC_MAX_INSTRUCTIONS 1000 /* instructions per registration / heartbeat reply */
 #define MST_SVC_SET_VERSION_TIMEOUT_MS 2000
 
+struct Cairn__V1__ServerAddress;
+struct cmn_rpc_status;
+/* SetVersion(old_v -> new_v) on the chunkserver at rpc_addr, with the
+ * lease expiry (0: a secondary) and the replica set. Idempotent on the
+ * server, so one that timed out or was unreachable (no answer) is asked up
+ * to three times
+ * (MST_SVC_SET_VERSION_TIMEOUT_MS each, 200 ms apart) before the error is
+ * returned. Runs without the master lock; *st gets the last status. */
+int mst_svc_set_version(mst_master *m, const char *rpc_addr, uint64_t handle, uint64_t old_v,
+                        uint64_t new_v, int64_t expiry, struct Cairn__V1__ServerAddress **replicas,
+                        size_t nrep, struct cmn_rpc_status *st);
+
 /* What mst_server_report did with one replica. */
 typedef enum mst_report_outcome {
   MST_REPORT_ADDED = 0,      /* in the replica set */

@@ -15,6 +15,7 @@
  * creates it when told "1 -> 2" (see SetVersionRequest).
  */
 #include "mst_master.h"
+#include "mst_servers_svc.h"
 #include "svc_internal.h"
 
 #include "cairn_error.h"
@@ -26,9 +27,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LOOKUP_MAX 1024
-#define SET_VERSION_TIMEOUT_MS 2000
 
 /* ---- replies ------------------------------------------------------------- */
 
@@ -255,11 +256,25 @@ static struct mst_grant grant_take(mst_master *m, uint64_t handle) {
   return g;
 }
 
-/* Tell one replica its new version (and, for the primary, its lease).
- * Runs without the lock. */
+/* Tell one replica its new version (and, for the primary, its lease),
+ * logging a refusal under `mod`. Runs without the lock. */
 static int push_version(mst_master *m, const char *rpc_addr, uint64_t handle, uint64_t old_v,
                         uint64_t new_v, int64_t expiry, Cairn__V1__ServerAddress **replicas,
                         size_t nrep) {
+  cmn_rpc_status st = {0};
+  int rc = mst_svc_set_version(m, rpc_addr, handle, old_v, new_v, expiry, replicas, nrep, &st);
+  if (rc != 0)
+    CMN_WARN("lease", "replica refused new version handle=%llu server=%s version=%llu error=%s "
+             "message=\"%s\"",
+             (unsigned long long)handle, rpc_addr, (unsigned long long)new_v, cairn_err_name(rc),
+             st.message);
+  return rc;
+}
+
+int mst_svc_set_version(mst_master *m, const char *rpc_addr, uint64_t handle, uint64_t old_v,
+                        uint64_t new_v, int64_t expiry, Cairn__V1__ServerAddress **replicas,
+                        size_t nrep, cmn_rpc_status *st) {
+  if (!m->peers) return CAIRN_EUNAVAIL;
   cmn_rpc_channel *ch;
   int rc = cmn_rpc_pool_get(m->peers, rpc_addr, &ch);
   if (rc != 0) return rc;
@@ -270,16 +285,19 @@ static int push_version(mst_master *m, const char *rpc_addr, uint64_t handle, ui
   req.lease_expiry_ms = expiry;
   req.n_replicas = nrep;
   req.replicas = replicas;
-  ProtobufCMessage *reply = NULL;
-  cmn_rpc_status st;
-  rc = cmn_rpc_call_unary(ch, &cairn__v1__chunkserver__descriptor, "SetVersion", &req.base, &reply,
-                          SET_VERSION_TIMEOUT_MS, &st);
-  if (reply) protobuf_c_message_free_unpacked(reply, NULL);
-  if (rc != 0)
-    CMN_WARN("lease", "replica refused new version handle=%llu server=%s version=%llu error=%s "
-             "message=\"%s\"",
-             (unsigned long long)handle, rpc_addr, (unsigned long long)new_v, cairn_err_name(rc),
-             st.message);
+  /* A replica that is only slow (a busy disk, a loaded machine) must not be
+   * declared stale for it: SetVersion is idempotent, so one that timed out
+   * or could not be reached is asked again a few times before it counts as
+   * lost. */
+  for (int attempt = 0;; attempt++) {
+    ProtobufCMessage *reply = NULL;
+    rc = cmn_rpc_call_unary(ch, &cairn__v1__chunkserver__descriptor, "SetVersion", &req.base,
+                            &reply, MST_SVC_SET_VERSION_TIMEOUT_MS, st);
+    if (reply) protobuf_c_message_free_unpacked(reply, NULL);
+    bool unheard = rc == CAIRN_ETIMEDOUT || rc == CAIRN_EUNAVAIL || rc == CAIRN_ECLOSED;
+    if (!unheard || attempt == 2) break; /* an answer (even a refusal) is final */
+    usleep(200 * 1000);
+  }
   return rc;
 }
 

@@ -95,22 +95,9 @@ static void survivors_fill(mst_master *m, const mst_chunk_info *ci, uint16_t pri
 /* SetVersion to one survivor; runs without the lock. */
 static int push_version(mst_master *m, const struct survivors *s, size_t i, uint64_t handle,
                         uint64_t old_v, uint64_t new_v, int64_t expiry) {
-  if (!m->peers) return CAIRN_EUNAVAIL;
-  cmn_rpc_channel *ch;
-  int rc = cmn_rpc_pool_get(m->peers, s->addrs[i].rpc_addr, &ch);
-  if (rc != 0) return rc;
-  Cairn__V1__SetVersionRequest req = CAIRN__V1__SET_VERSION_REQUEST__INIT;
-  req.handle = handle;
-  req.old_version = old_v;
-  req.new_version = new_v;
-  req.lease_expiry_ms = expiry;
-  req.n_replicas = s->n;
-  req.replicas = (Cairn__V1__ServerAddress **)s->ptrs;
-  ProtobufCMessage *reply = NULL;
   cmn_rpc_status st = {0};
-  rc = cmn_rpc_call_unary(ch, &cairn__v1__chunkserver__descriptor, "SetVersion", &req.base, &reply,
-                          MST_SVC_SET_VERSION_TIMEOUT_MS, &st);
-  if (reply) protobuf_c_message_free_unpacked(reply, NULL);
+  int rc = mst_svc_set_version(m, s->addrs[i].rpc_addr, handle, old_v, new_v, expiry,
+                               (Cairn__V1__ServerAddress **)s->ptrs, s->n, &st);
   if (rc != 0)
     CMN_WARN("failed-replica", "survivor did not take the new version handle=%llu server=%s "
              "version=%llu error=%s message=\"%s\"",
