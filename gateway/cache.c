@@ -35,6 +35,7 @@ typedef struct entry {
   uint64_t hash;
   int64_t val;
   int64_t born_ms;
+  int refreshing; /* one caller was sent to recompute it early */
   size_t klen;
   char key[];
 } entry;
@@ -169,6 +170,12 @@ int gw_cache_get(gw_cache *c, const char *key, int64_t now_ms, int64_t *val) {
   if (e && now_ms > e->born_ms && now_ms - e->born_ms >= c->ttl_ms) {
     detach(s, e);
     dead = e;
+  } else if (e && !e->refreshing && now_ms > e->born_ms &&
+             now_ms - e->born_ms >= c->ttl_ms - c->ttl_ms / 4) {
+    /* Refresh ahead: in the last quarter of its life an entry sends one
+     * caller to recompute it (a miss) while every other still hits, so a
+     * hot entry never expires under all its readers at once. */
+    e->refreshing = 1;
   } else if (e) {
     lru_unlink(s, e);
     lru_push_front(s, e);
@@ -199,6 +206,7 @@ void gw_cache_put(gw_cache *c, const char *key, int64_t val, uint64_t gen, int64
   fresh->hash = h;
   fresh->val = val;
   fresh->born_ms = now_ms;
+  fresh->refreshing = 0;
   fresh->klen = klen;
   memcpy(fresh->key, key, klen);
   fresh->key[klen] = '\0';
@@ -211,6 +219,7 @@ void gw_cache_put(gw_cache *c, const char *key, int64_t val, uint64_t gen, int64
     if (e) {
       e->val = val;
       e->born_ms = now_ms;
+      e->refreshing = 0;
       lru_unlink(s, e);
       lru_push_front(s, e);
       spare = fresh;

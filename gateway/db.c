@@ -351,6 +351,18 @@ int gw_db_migrate(gw_db *db, char *err, size_t errlen) {
   return rc;
 }
 
+void gw_db_warm(gw_db *db) {
+  PGconn **got = cmn_calloc((size_t)db->size, sizeof *got);
+  int n = 0;
+  while (n < db->size && gw_db_acquire(db, &got[n]) == 0) {
+    n++;
+  }
+  for (int i = 0; i < n; i++) {
+    gw_db_release(db, got[i]);
+  }
+  free(got);
+}
+
 int gw_db_ping(gw_db *db) {
   PGconn *c;
   int rc = gw_db_acquire(db, &c);

@@ -48,7 +48,10 @@ int gw_cache_new(size_t capacity, int64_t ttl_ms, gw_cache **out);
 /* Look key up at now_ms (a monotonic clock, cmn_mono_ms). Returns 1 with
  * the value in *val (if val is not NULL) on a fresh hit; 0 on a miss: key
  * absent, NULL or over GW_CACHE_KEY_MAX bytes, expired (and then dropped),
- * or removed by an invalidation. */
+ * or removed by an invalidation. Refresh ahead: in the last quarter of an
+ * entry's TTL the first caller gets a miss (and recomputes and puts it)
+ * while every other caller keeps hitting until the TTL ends, so a hot
+ * entry is refreshed by one caller instead of by all of them at once. */
 int gw_cache_get(gw_cache *c, const char *key, int64_t now_ms, int64_t *val);
 
 /* The current generation: read it before computing a value to put. */

@@ -83,6 +83,10 @@ int gw_db_migrate(gw_db *db, char *err, size_t errlen);
  * error. */
 int gw_db_schema_version(gw_db *db);
 
+/* Open every connection of the pool now (as far as the server lets us),
+ * so the first burst of requests does not open them all at once. */
+void gw_db_warm(gw_db *db);
+
 /* One cheap round trip (SELECT 1) for /healthz: 0 or an error. */
 int gw_db_ping(gw_db *db);
 

@@ -23,6 +23,7 @@ typedef struct entry {
   char id[37];
   gw_small_doc doc;
   int64_t born_ms;
+  int refreshing; /* one reader was sent to read it again early */
   size_t cost;
 } entry;
 
@@ -119,8 +120,12 @@ int gw_small_get(gw_small_cache *c, const char *id, int64_t ttl_ms, gw_small_doc
   int hit = 0;
   pthread_mutex_lock(&c->mu);
   entry *e = find(c, id);
-  if (e && ttl_ms > 0 && cmn_mono_ms() - e->born_ms > ttl_ms) {
+  int64_t age = e ? cmn_mono_ms() - e->born_ms : 0;
+  if (e && ttl_ms > 0 && age > ttl_ms) {
     drop(c, e);
+    e = NULL;
+  } else if (e && ttl_ms > 0 && !e->refreshing && age >= ttl_ms - ttl_ms / 4) {
+    e->refreshing = 1; /* this reader refreshes it; the others keep hitting */
     e = NULL;
   }
   if (e) {

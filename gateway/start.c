@@ -79,6 +79,9 @@ int gw_start(gw_ctx *gw, char *err, size_t errlen) {
     rc = gw_db_migrate(gw->db, err, errlen);
   }
   if (rc == 0) {
+    gw_db_warm(gw->db);
+  }
+  if (rc == 0) {
     cairn_options o;
     cairn_options_init(&o);
     o.master = cfg->master;

@@ -88,6 +88,10 @@ static void entries_expire_after_ttl(void **state) {
   gw_cache *c = make(100, 100);
   int64_t v = 0;
   put_now(c, "s:1", 1, 1000);
+  assert_int_equal(gw_cache_get(c, "s:1", 1074, &v), 1);
+  /* The last quarter: one caller is sent to refresh, the others hit. */
+  assert_int_equal(gw_cache_get(c, "s:1", 1075, &v), 0);
+  assert_int_equal(gw_cache_get(c, "s:1", 1076, &v), 1);
   assert_int_equal(gw_cache_get(c, "s:1", 1099, &v), 1);
   assert_int_equal(gw_cache_get(c, "s:1", 1100, &v), 0);
   assert_int_equal(gw_cache_count(c), 0); /* the expired entry is gone */
@@ -96,7 +100,14 @@ static void entries_expire_after_ttl(void **state) {
   put_now(c, "s:2", 3, 1080);
   assert_int_equal(gw_cache_get(c, "s:2", 1150, &v), 1);
   assert_int_equal(v, 3);
-  /* Gets do not: a hit keeps the original birth. */
+  /* Gets do not: a hit keeps the original birth. The refresher's put
+   * starts a new life with a new refresher. */
+  put_now(c, "s:4", 5, 1000);
+  assert_int_equal(gw_cache_get(c, "s:4", 1080, &v), 0);
+  put_now(c, "s:4", 6, 1081);
+  assert_int_equal(gw_cache_get(c, "s:4", 1150, &v), 1);
+  assert_int_equal(v, 6);
+  assert_int_equal(gw_cache_get(c, "s:4", 1160, &v), 0);
   assert_int_equal(gw_cache_get(c, "s:2", 1180, &v), 0);
   /* A reader whose clock is a little behind the writer's still hits. */
   put_now(c, "s:3", 4, 5000);
