@@ -5,6 +5,7 @@
 #
 #   bench/run.sh            every section
 #   bench/run.sh master     only the master's
+#   bench/run.sh gateway    only the gateway's (bench/gateway.sh)
 #
 # Everything runs on 127.0.0.1 in a temporary directory that is removed at
 # the end; every process started is stopped by PID.
@@ -119,4 +120,9 @@ if [ "$sections" = all ] || [ "$sections" = client ]; then
   echo "goal_ratio_client_write_to_fsync_per_stream 0.80"
   echo "goal_ratio_client_read_to_cold_read 0.70"
   echo "goal_client_read_4k_p50_ms 1 goal_client_read_4k_p99_ms 5"
+fi
+
+if [ "$sections" = all ] || [ "$sections" = gateway ]; then
+  echo "# gateway: 4 KiB downloads vs nginx, 1 GiB via gateway vs library, permission checks, logins"
+  TMPDIR="$work" bash bench/gateway.sh "$bin" "$bench" | emit
 fi
