@@ -121,16 +121,10 @@ void gw_h_me(gw_req *r) {
   gw_ctx *gw = r->gw;
   char uid[24];
   snprintf(uid, sizeof uid, "%lld", (long long)r->user.id);
-  PGconn *c;
   PGresult *res = NULL;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    gw_reply_cairn(r, rc, "reading the account");
-    return;
-  }
-  rc = gw_q(c, &res, "SELECT username, " GW_SQL_TS("created_at") " FROM users WHERE id = $1",
-            1, uid);
-  gw_db_release(gw->db, c);
+  int rc = gw_db_query(gw->db, &res,
+                       "SELECT username, " GW_SQL_TS("created_at") " FROM users WHERE id = $1",
+                       1, uid);
   if (rc < 0) {
     gw_reply_cairn(r, rc, "reading the account");
     return;
@@ -174,21 +168,6 @@ static unsigned parse_scopes(const char *s) {
   return bits;
 }
 
-/* Run one lookup query with up to two parameters. 0 with *res (the caller
- * clears it) or a database error. */
-static int lookup(gw_ctx *gw, PGresult **res, const char *sql, int n, const char *a,
-                  const char *b) {
-  PGconn *c;
-  *res = NULL;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, res, sql, n, a, b);
-  gw_db_release(gw->db, c);
-  return rc;
-}
-
 /*
  * An API token: valid when its hash is in api_tokens, not revoked, not
  * expired. A token that expires within the cache TTL is not cached, so the
@@ -213,7 +192,7 @@ static int resolve_api_token(gw_ctx *gw, const char *tok, gw_user *out) {
   char ttl[24];
   snprintf(ttl, sizeof ttl, "%lld", (long long)gw->cfg.cache_ttl_ms);
   PGresult *res;
-  int rc = lookup(gw, &res,
+  int rc = gw_db_query(gw->db, &res,
                   "SELECT id, user_id, scopes, expires_at IS NOT NULL AND "
                   "expires_at <= now() + $2::bigint * interval '1 millisecond' "
                   "FROM api_tokens WHERE token_hash = decode($1, 'hex') "
@@ -255,7 +234,7 @@ static int resolve_jwt(gw_ctx *gw, const char *tok, gw_user *out) {
   uint64_t gen = gw_cache_generation(gw->auth_cache);
   if (!gw_cache_get(gw->auth_cache, key, now, &v)) {
     PGresult *res;
-    int rc = lookup(gw, &res, "SELECT user_id FROM sessions WHERE id = $1 AND NOT revoked", 1,
+    int rc = gw_db_query(gw->db, &res, "SELECT user_id FROM sessions WHERE id = $1 AND NOT revoked", 1,
                     cl.sid, NULL);
     if (rc < 0) {
       return rc;

@@ -227,6 +227,30 @@ int gw_q(PGconn *c, PGresult **res, const char *sql, int n, ...) {
   return gw_qv(c, res, sql, n, params);
 }
 
+int gw_db_query(gw_db *db, PGresult **res, const char *sql, int n, ...) {
+  const char *params[GW_DB_MAX_PARAMS];
+  if (n < 0 || n > GW_DB_MAX_PARAMS) {
+    return CAIRN_EINVAL;
+  }
+  va_list ap;
+  va_start(ap, n);
+  for (int i = 0; i < n; i++) {
+    params[i] = va_arg(ap, const char *);
+  }
+  va_end(ap);
+  if (res) {
+    *res = NULL;
+  }
+  PGconn *c;
+  int rc = gw_db_acquire(db, &c);
+  if (rc < 0) {
+    return rc;
+  }
+  rc = gw_qv(c, res, sql, n, params);
+  gw_db_release(db, c);
+  return rc;
+}
+
 int gw_db_begin(PGconn *c) {
   return gw_q(c, NULL, "BEGIN", 0);
 }

@@ -60,13 +60,7 @@ json_t *gw_doc_json(const PGresult *res, int row) {
 /* Run a one-row document query; 0 with *res, CAIRN_ENOENT, or an error. */
 static int doc_query(gw_ctx *gw, PGresult **res, const char *sql, int n, const char *a,
                      const char *b) {
-  PGconn *c;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, res, sql, n, a, b);
-  gw_db_release(gw->db, c);
+  int rc = gw_db_query(gw->db, res, sql, n, a, b);
   if (rc == 0 && PQntuples(*res) == 0) {
     PQclear(*res);
     *res = NULL;

@@ -68,6 +68,10 @@ int gw_q(PGconn *c, PGresult **res, const char *sql, int n, ...);
 /* The same with the parameters in an array. */
 int gw_qv(PGconn *c, PGresult **res, const char *sql, int n, const char *const *params);
 
+/* gw_q on a connection borrowed from the pool for just this statement
+ * (acquire errors as gw_db_acquire). */
+int gw_db_query(gw_db *db, PGresult **res, const char *sql, int n, ...);
+
 /* BEGIN / COMMIT / ROLLBACK: 0 or an error as for gw_q. */
 int gw_db_begin(PGconn *c);
 int gw_db_commit(PGconn *c);

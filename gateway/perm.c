@@ -113,14 +113,8 @@ static int check(gw_ctx *gw, const char *key, const char *sql, const char *objec
   uint64_t gen = cache ? gw_cache_generation(cache) : 0;
   char uid[24];
   snprintf(uid, sizeof uid, "%lld", (long long)user);
-  PGconn *c;
   PGresult *res = NULL;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, &res, sql, 2, object, uid);
-  gw_db_release(gw->db, c);
+  int rc = gw_db_query(gw->db, &res, sql, 2, object, uid);
   if (rc < 0) {
     return rc;
   }

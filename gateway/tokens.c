@@ -190,18 +190,12 @@ void gw_h_tokens_list(gw_req *r) {
   gw_ctx *gw = r->gw;
   char uid[24];
   snprintf(uid, sizeof uid, "%lld", (long long)r->user.id);
-  PGconn *c;
   PGresult *res = NULL;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    gw_reply_cairn(r, rc, "listing tokens");
-    return;
-  }
-  rc = gw_q(c, &res,
-            "SELECT id, name, scopes, " GW_SQL_TS("created_at") ", " GW_SQL_TS("expires_at")
-            ", revoked_at IS NOT NULL FROM api_tokens WHERE user_id = $1 ORDER BY id",
-            1, uid);
-  gw_db_release(gw->db, c);
+  int rc = gw_db_query(gw->db, &res,
+                       "SELECT id, name, scopes, " GW_SQL_TS("created_at") ", "
+                       GW_SQL_TS("expires_at") ", revoked_at IS NOT NULL FROM api_tokens"
+                       " WHERE user_id = $1 ORDER BY id",
+                       1, uid);
   if (rc < 0) {
     gw_reply_cairn(r, rc, "listing tokens");
     return;

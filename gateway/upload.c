@@ -169,14 +169,10 @@ void gw_upload_fail(gw_upload *u, int rc, const char *why) {
   if (r2 < 0 && r2 != CAIRN_ENOENT) {
     CMN_WARN("gw.upload", "remove_failed id=%s err=\"%s\"", u->id, cairn_strerror(r2));
   }
-  PGconn *c;
-  if (gw_db_acquire(u->gw->db, &c) == 0) {
-    (void)gw_q(c, NULL,
-               "UPDATE documents SET upload_status = 'failed', error = $2, updated_at = now()"
-               " WHERE id = $1 AND upload_status = 'pending'",
-               2, u->id, why);
-    gw_db_release(u->gw->db, c);
-  }
+  (void)gw_db_query(u->gw->db, NULL,
+                    "UPDATE documents SET upload_status = 'failed', error = $2,"
+                    " updated_at = now() WHERE id = $1 AND upload_status = 'pending'",
+                    2, u->id, why);
   gw_perm_changed(u->gw); /* a failed document is readable by its owner only */
   CMN_INFO("gw.upload", "failed id=%s bytes=%llu why=\"%s\"", u->id,
            (unsigned long long)u->size, why);
@@ -339,13 +335,8 @@ static int check_namespace(gw_req *r, gw_upload *u, const char *ns) {
     gw_reply_error(r, 403, "forbidden", "you may not write into namespace %s", ns);
     return 1;
   }
-  PGconn *c;
   PGresult *res = NULL;
-  rc = gw_db_acquire(r->gw->db, &c);
-  if (rc == 0) {
-    rc = gw_q(c, &res, "SELECT id FROM namespaces WHERE name = $1", 1, ns);
-    gw_db_release(r->gw->db, c);
-  }
+  rc = gw_db_query(r->gw->db, &res, "SELECT id FROM namespaces WHERE name = $1", 1, ns);
   if (rc == 0 && PQntuples(res) == 0) {
     rc = CAIRN_ENOENT;
   }
@@ -536,12 +527,8 @@ void gw_h_upload_end(gw_req *r) {
   }
   CMN_INFO("gw.upload", "completed id=%s bytes=%llu", u->id, (unsigned long long)u->size);
   PGresult *res = NULL;
-  PGconn *c;
-  rc = gw_db_acquire(gw->db, &c);
-  if (rc == 0) {
-    rc = gw_q(c, &res, "SELECT " GW_DOC_COLS " FROM " GW_DOC_FROM " WHERE d.id = $1", 1, u->id);
-    gw_db_release(gw->db, c);
-  }
+  rc = gw_db_query(gw->db, &res, "SELECT " GW_DOC_COLS " FROM " GW_DOC_FROM " WHERE d.id = $1",
+                   1, u->id);
   char loc[80];
   snprintf(loc, sizeof loc, "/v1/document/%s", u->id);
   gw_reply_header(r, "Location", loc);
