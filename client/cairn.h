@@ -66,7 +66,9 @@ typedef struct cairn_options {
   int64_t rpc_timeout_ms;    /* one RPC attempt (default 10 s) */
   int64_t op_timeout_ms;     /* a whole operation with its retries (default 60 s);
                               * long transfers apply it to each chunk's part */
-  int max_retries;           /* attempts of a retryable failure (default 8) */
+  int max_retries;           /* attempts of a retryable failure (default 16: with the
+                              * backoff capped at 5 s, enough to outlast a dead
+                              * primary's lease within op_timeout_ms) */
   int64_t cache_ttl_ms;      /* how long chunk locations are cached (default 30 s;
                               * 0: not cached) */
   int io_threads;            /* chunks transferred in parallel by large reads and

@@ -20,7 +20,7 @@ static void options_init_sets_the_documented_defaults(void **state) {
   assert_null(o.secret_file);
   assert_int_equal(o.rpc_timeout_ms, 10000);
   assert_int_equal(o.op_timeout_ms, 60000);
-  assert_int_equal(o.max_retries, 8);
+  assert_int_equal(o.max_retries, 16);
   assert_int_equal(o.cache_ttl_ms, 30000);
   assert_int_equal(o.io_threads, 4);
   assert_null(o.local_host);
@@ -70,7 +70,7 @@ static void resolve_numbers_zero_is_default_negative_is_refused(void **state) {
   assert_int_equal(cairn__opts_resolve(&o, NULL, NULL, &r), 0);
   assert_int_equal(r.rpc_timeout_ms, 10000);
   assert_int_equal(r.op_timeout_ms, 60000);
-  assert_int_equal(r.max_retries, 8);
+  assert_int_equal(r.max_retries, 16);
   assert_int_equal(r.io_threads, 4);
   assert_int_equal(r.cache_ttl_ms, 0); /* 0 turns the cache off */
   cairn__opts_free(&r);
