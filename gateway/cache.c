@@ -24,117 +24,61 @@
 #include "cairn_error.h"
 #include "cmn_util.h"
 #include "gw_crypto.h"
+#include "gw_lru.h"
 
 #define MAX_SHARDS 16
 #define MIN_PER_SHARD 64 /* smaller tables use fewer shards (one under 128) */
 #define CAPACITY_LIMIT ((size_t)1 << 24)
 
 typedef struct entry {
-  struct entry *hnext;       /* hash chain */
-  struct entry *prev, *next; /* LRU list, most recent first */
-  uint64_t hash;
+  gw_lru_node node; /* chain and LRU links, hash, key = the bytes below */
   int64_t val;
   int64_t born_ms;
   int refreshing; /* one caller was sent to recompute it early */
-  size_t klen;
   char key[];
 } entry;
 
-typedef struct shard {
-  pthread_mutex_t mu;
-  entry **table; /* mask + 1 chains */
-  size_t mask;
-  size_t count, cap;
-  entry *head, *tail;
-  char pad[64]; /* keeps neighbouring shards' mutexes off one cache line */
-} shard;
+typedef gw_lru_shard shard;
 
 struct gw_cache {
   int64_t ttl_ms;
   _Atomic uint64_t gen;
-  size_t nshards;
   uint8_t seed[16];
-  shard shards[];
+  gw_lru_shards shards;
 };
 
-static size_t pow2_at_least(size_t n) {
-  size_t p = 1;
-  while (p < n) {
-    p <<= 1;
-  }
-  return p;
-}
-
+/* The shard set splits capacity exactly (see gw_lru_shards_init). */
 int gw_cache_new(size_t capacity, int64_t ttl_ms, gw_cache **out) {
   if (out == NULL || capacity < 1 || capacity > CAPACITY_LIMIT || ttl_ms < 0) {
     return CAIRN_EINVAL;
   }
-  size_t nshards = CMN_MAX((size_t)1, CMN_MIN(capacity / MIN_PER_SHARD, (size_t)MAX_SHARDS));
-  gw_cache *c = cmn_calloc(1, sizeof *c + nshards * sizeof(shard));
+  gw_cache *c = cmn_calloc(1, sizeof *c);
   int rc = gw_random_bytes(c->seed, sizeof c->seed);
   if (rc < 0) {
-    free(c);
-    return rc;
+    goto fail;
   }
   c->ttl_ms = ttl_ms;
   atomic_init(&c->gen, 1);
-  c->nshards = nshards;
-  for (size_t i = 0; i < nshards; i++) {
-    shard *s = &c->shards[i];
-    pthread_mutex_init(&s->mu, NULL);
-    s->cap = capacity / nshards + (i < capacity % nshards ? 1 : 0);
-    s->mask = pow2_at_least(s->cap) - 1;
-    s->table = cmn_calloc(s->mask + 1, sizeof *s->table);
+  rc = gw_lru_shards_init(&c->shards, capacity, MIN_PER_SHARD, MAX_SHARDS);
+  if (rc < 0) {
+    goto fail;
   }
   *out = c;
   return 0;
+fail:
+  gw_cache_free(c);
+  return rc;
 }
 
-/* ---- the per-shard table and LRU list (shard mutex held) ---- */
+static void free_entry(gw_lru_node *n) { free(GW_LRU_ENTRY(n, entry, node)); }
 
-static void lru_unlink(shard *s, entry *e) {
-  if (e->prev) {
-    e->prev->next = e->next;
-  } else {
-    s->head = e->next;
-  }
-  if (e->next) {
-    e->next->prev = e->prev;
-  } else {
-    s->tail = e->prev;
-  }
-  e->prev = e->next = NULL;
-}
+/* Take e out of its shard's table and LRU list; the caller frees it. */
+static void detach(shard *s, entry *e) { gw_lru_remove(&s->lru, &e->node); }
 
-static void lru_push_front(shard *s, entry *e) {
-  e->prev = NULL;
-  e->next = s->head;
-  if (s->head) {
-    s->head->prev = e;
-  } else {
-    s->tail = e;
-  }
-  s->head = e;
-}
-
+/* The entry for key in s, or NULL (shard mutex held). */
 static entry *find(shard *s, uint64_t h, const char *key, size_t klen) {
-  for (entry *e = s->table[h & s->mask]; e; e = e->hnext) {
-    if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0) {
-      return e;
-    }
-  }
-  return NULL;
-}
-
-/* Take e out of its chain and the LRU list; the caller frees it. */
-static void detach(shard *s, entry *e) {
-  entry **pp = &s->table[e->hash & s->mask];
-  while (*pp != e) {
-    pp = &(*pp)->hnext;
-  }
-  *pp = e->hnext;
-  lru_unlink(s, e);
-  s->count--;
+  gw_lru_node *n = gw_lru_find(&s->lru, h, key, klen);
+  return n ? GW_LRU_ENTRY(n, entry, node) : NULL;
 }
 
 /* The shard and hash of a key, or NULL when the key can never be cached. */
@@ -147,7 +91,7 @@ static shard *locate(gw_cache *c, const char *key, size_t *klen, uint64_t *h) {
     return NULL;
   }
   *h = gw_siphash(c->seed, key, *klen);
-  return &c->shards[(*h >> 32) % c->nshards];
+  return gw_lru_shards_pick(&c->shards, *h);
 }
 
 /*
@@ -177,8 +121,7 @@ int gw_cache_get(gw_cache *c, const char *key, int64_t now_ms, int64_t *val) {
      * hot entry never expires under all its readers at once. */
     e->refreshing = 1;
   } else if (e) {
-    lru_unlink(s, e);
-    lru_push_front(s, e);
+    gw_lru_touch(&s->lru, &e->node);
     if (val) {
       *val = e->val;
     }
@@ -203,11 +146,9 @@ void gw_cache_put(gw_cache *c, const char *key, int64_t val, uint64_t gen, int64
     return;
   }
   entry *fresh = cmn_malloc(sizeof *fresh + klen + 1);
-  fresh->hash = h;
   fresh->val = val;
   fresh->born_ms = now_ms;
   fresh->refreshing = 0;
-  fresh->klen = klen;
   memcpy(fresh->key, key, klen);
   fresh->key[klen] = '\0';
   entry *spare = NULL;
@@ -220,18 +161,14 @@ void gw_cache_put(gw_cache *c, const char *key, int64_t val, uint64_t gen, int64
       e->val = val;
       e->born_ms = now_ms;
       e->refreshing = 0;
-      lru_unlink(s, e);
-      lru_push_front(s, e);
+      gw_lru_touch(&s->lru, &e->node);
       spare = fresh;
     } else {
-      if (s->count >= s->cap) {
-        spare = s->tail;
+      if (s->lru.count >= s->cap) {
+        spare = GW_LRU_ENTRY(gw_lru_tail(&s->lru), entry, node);
         detach(s, spare);
       }
-      fresh->hnext = s->table[h & s->mask];
-      s->table[h & s->mask] = fresh;
-      lru_push_front(s, fresh);
-      s->count++;
+      gw_lru_insert(&s->lru, &fresh->node, h, fresh->key, klen);
     }
   }
   pthread_mutex_unlock(&s->mu);
@@ -240,8 +177,8 @@ void gw_cache_put(gw_cache *c, const char *key, int64_t val, uint64_t gen, int64
 
 /*
  * Bump the generation, then remove from every shard the entries that match
- * (all when prefix is NULL). Removed entries are chained through hnext and
- * freed after the shard's lock is released.
+ * (all when prefix is NULL). Removed entries are chained through their
+ * now unused list link and freed after the shard's lock is released.
  */
 static void invalidate(gw_cache *c, const char *prefix) {
   if (c == NULL) {
@@ -249,22 +186,22 @@ static void invalidate(gw_cache *c, const char *prefix) {
   }
   size_t plen = prefix ? strlen(prefix) : 0;
   atomic_fetch_add(&c->gen, 1);
-  for (size_t i = 0; i < c->nshards; i++) {
-    shard *s = &c->shards[i];
-    entry *dead = NULL;
+  for (size_t i = 0; i < c->shards.n; i++) {
+    shard *s = &c->shards.v[i];
+    gw_lru_node *dead = NULL;
     pthread_mutex_lock(&s->mu);
-    for (entry *e = s->head, *next; e; e = next) {
-      next = e->next;
-      if (prefix == NULL || (e->klen >= plen && memcmp(e->key, prefix, plen) == 0)) {
-        detach(s, e);
-        e->hnext = dead;
-        dead = e;
+    for (gw_lru_node *n = s->lru.head, *next; n; n = next) {
+      next = n->next;
+      if (prefix == NULL || (n->klen >= plen && memcmp(n->key, prefix, plen) == 0)) {
+        gw_lru_remove(&s->lru, n);
+        n->next = dead;
+        dead = n;
       }
     }
     pthread_mutex_unlock(&s->mu);
     while (dead) {
-      entry *next = dead->hnext;
-      free(dead);
+      gw_lru_node *next = dead->next;
+      free_entry(dead);
       dead = next;
     }
   }
@@ -274,28 +211,12 @@ void gw_cache_invalidate_all(gw_cache *c) { invalidate(c, NULL); }
 
 void gw_cache_invalidate_prefix(gw_cache *c, const char *prefix) { invalidate(c, prefix); }
 
-size_t gw_cache_count(gw_cache *c) {
-  size_t n = 0;
-  for (size_t i = 0; c && i < c->nshards; i++) {
-    pthread_mutex_lock(&c->shards[i].mu);
-    n += c->shards[i].count;
-    pthread_mutex_unlock(&c->shards[i].mu);
-  }
-  return n;
-}
+size_t gw_cache_count(gw_cache *c) { return c ? gw_lru_shards_count(&c->shards) : 0; }
 
 void gw_cache_free(gw_cache *c) {
   if (c == NULL) {
     return;
   }
-  for (size_t i = 0; i < c->nshards; i++) {
-    shard *s = &c->shards[i];
-    for (entry *e = s->head, *next; e; e = next) {
-      next = e->next;
-      free(e);
-    }
-    free(s->table);
-    pthread_mutex_destroy(&s->mu);
-  }
+  gw_lru_shards_destroy(&c->shards, free_entry);
   free(c);
 }

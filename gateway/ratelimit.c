@@ -16,6 +16,7 @@
 #include "cairn_error.h"
 #include "cmn_util.h"
 #include "gw_crypto.h"
+#include "gw_lru.h"
 
 #define MAX_SHARDS 16
 #define MIN_PER_SHARD 64 /* smaller tables use fewer shards (one under 128) */
@@ -25,38 +26,19 @@
 #define RETRY_MAX_MS 1e15      /* keeps the wait representable for absurdly low rates */
 
 typedef struct bucket {
-  struct bucket *hnext;       /* hash chain */
-  struct bucket *prev, *next; /* LRU list, most recent first */
-  uint64_t hash;
+  gw_lru_node node; /* chain and LRU links, hash, key = the bytes below */
   double tokens;
   int64_t last_ms;
-  size_t klen;
   char key[];
 } bucket;
 
-typedef struct shard {
-  pthread_mutex_t mu;
-  bucket **table; /* mask + 1 chains */
-  size_t mask;
-  size_t count, cap;
-  bucket *head, *tail;
-  char pad[64]; /* keeps neighbouring shards' mutexes off one cache line */
-} shard;
+typedef gw_lru_shard shard;
 
 struct gw_ratelimit {
   double rate_per_ms, burst;
-  size_t nshards;
   uint8_t seed[16];
-  shard shards[];
+  gw_lru_shards shards;
 };
-
-static size_t pow2_at_least(size_t n) {
-  size_t p = 1;
-  while (p < n) {
-    p <<= 1;
-  }
-  return p;
-}
 
 /*
  * max_keys is split over the shards exactly (the first max_keys % nshards
@@ -69,72 +51,30 @@ int gw_ratelimit_new(double rate, double burst, size_t max_keys, gw_ratelimit **
       max_keys < 1 || max_keys > MAX_KEYS_LIMIT) {
     return CAIRN_EINVAL;
   }
-  size_t nshards = CMN_MAX((size_t)1, CMN_MIN(max_keys / MIN_PER_SHARD, (size_t)MAX_SHARDS));
-  gw_ratelimit *rl = cmn_calloc(1, sizeof *rl + nshards * sizeof(shard));
+  gw_ratelimit *rl = cmn_calloc(1, sizeof *rl);
   int rc = gw_random_bytes(rl->seed, sizeof rl->seed);
   if (rc < 0) {
-    free(rl);
-    return rc;
+    goto fail;
   }
   rl->rate_per_ms = rate / 1000.0;
   rl->burst = burst;
-  rl->nshards = nshards;
-  for (size_t i = 0; i < nshards; i++) {
-    shard *s = &rl->shards[i];
-    pthread_mutex_init(&s->mu, NULL);
-    s->cap = max_keys / nshards + (i < max_keys % nshards ? 1 : 0);
-    s->mask = pow2_at_least(s->cap) - 1;
-    s->table = cmn_calloc(s->mask + 1, sizeof *s->table);
+  rc = gw_lru_shards_init(&rl->shards, max_keys, MIN_PER_SHARD, MAX_SHARDS);
+  if (rc < 0) {
+    goto fail;
   }
   *out = rl;
   return 0;
+fail:
+  gw_ratelimit_free(rl);
+  return rc;
 }
 
-/* ---- the per-shard table and LRU list (shard mutex held) ---- */
+static void free_bucket(gw_lru_node *n) { free(GW_LRU_ENTRY(n, bucket, node)); }
 
-static void lru_unlink(shard *s, bucket *b) {
-  if (b->prev) {
-    b->prev->next = b->next;
-  } else {
-    s->head = b->next;
-  }
-  if (b->next) {
-    b->next->prev = b->prev;
-  } else {
-    s->tail = b->prev;
-  }
-  b->prev = b->next = NULL;
-}
-
-static void lru_push_front(shard *s, bucket *b) {
-  b->prev = NULL;
-  b->next = s->head;
-  if (s->head) {
-    s->head->prev = b;
-  } else {
-    s->tail = b;
-  }
-  s->head = b;
-}
-
+/* The bucket for key in s, or NULL (shard mutex held). */
 static bucket *find(shard *s, uint64_t h, const char *key, size_t klen) {
-  for (bucket *b = s->table[h & s->mask]; b; b = b->hnext) {
-    if (b->hash == h && b->klen == klen && memcmp(b->key, key, klen) == 0) {
-      return b;
-    }
-  }
-  return NULL;
-}
-
-static void remove_bucket(shard *s, bucket *b) {
-  bucket **pp = &s->table[b->hash & s->mask];
-  while (*pp != b) {
-    pp = &(*pp)->hnext;
-  }
-  *pp = b->hnext;
-  lru_unlink(s, b);
-  s->count--;
-  free(b);
+  gw_lru_node *n = gw_lru_find(&s->lru, h, key, klen);
+  return n ? GW_LRU_ENTRY(n, bucket, node) : NULL;
 }
 
 /* Tokens b would hold at now_ms (without changing it). */
@@ -154,15 +94,16 @@ static double tokens_at(const gw_ratelimit *rl, const bucket *b, int64_t now_ms)
  * that key start over with a full bucket: the price of bounded memory.
  */
 static void evict_one(const gw_ratelimit *rl, shard *s, int64_t now_ms) {
-  bucket *victim = s->tail;
-  int n = 0;
-  for (bucket *b = s->tail; b && n < EVICT_SCAN; b = b->prev, n++) {
-    if (tokens_at(rl, b, now_ms) >= rl->burst - TOKEN_EPSILON) {
-      victim = b;
+  gw_lru_node *victim = gw_lru_tail(&s->lru);
+  int seen = 0;
+  for (gw_lru_node *n = victim; n && seen < EVICT_SCAN; n = n->prev, seen++) {
+    if (tokens_at(rl, GW_LRU_ENTRY(n, bucket, node), now_ms) >= rl->burst - TOKEN_EPSILON) {
+      victim = n;
       break;
     }
   }
-  remove_bucket(s, victim);
+  gw_lru_remove(&s->lru, victim);
+  free_bucket(victim);
 }
 
 /*
@@ -181,28 +122,23 @@ int gw_ratelimit_take(gw_ratelimit *rl, const char *key, int64_t now_ms, int64_t
     return CAIRN_EINVAL;
   }
   uint64_t h = gw_siphash(rl->seed, key, klen);
-  shard *s = &rl->shards[(h >> 32) % rl->nshards];
+  shard *s = gw_lru_shards_pick(&rl->shards, h);
   int rc = 0;
   pthread_mutex_lock(&s->mu);
   bucket *b = find(s, h, key, klen);
   if (b == NULL) {
-    if (s->count >= s->cap) {
+    if (s->lru.count >= s->cap) {
       evict_one(rl, s, now_ms);
     }
     b = cmn_malloc(sizeof *b + klen + 1);
-    b->hash = h;
     b->tokens = rl->burst;
     b->last_ms = now_ms;
-    b->klen = klen;
     memcpy(b->key, key, klen);
     b->key[klen] = '\0';
-    b->hnext = s->table[h & s->mask];
-    s->table[h & s->mask] = b;
-    s->count++;
+    gw_lru_insert(&s->lru, &b->node, h, b->key, klen);
   } else {
-    lru_unlink(s, b);
+    gw_lru_touch(&s->lru, &b->node);
   }
-  lru_push_front(s, b);
   b->tokens = tokens_at(rl, b, now_ms);
   if (now_ms > b->last_ms) {
     b->last_ms = now_ms;
@@ -222,27 +158,13 @@ int gw_ratelimit_take(gw_ratelimit *rl, const char *key, int64_t now_ms, int64_t
 }
 
 size_t gw_ratelimit_count(gw_ratelimit *rl) {
-  size_t n = 0;
-  for (size_t i = 0; rl && i < rl->nshards; i++) {
-    pthread_mutex_lock(&rl->shards[i].mu);
-    n += rl->shards[i].count;
-    pthread_mutex_unlock(&rl->shards[i].mu);
-  }
-  return n;
+  return rl ? gw_lru_shards_count(&rl->shards) : 0;
 }
 
 void gw_ratelimit_free(gw_ratelimit *rl) {
   if (rl == NULL) {
     return;
   }
-  for (size_t i = 0; i < rl->nshards; i++) {
-    shard *s = &rl->shards[i];
-    for (bucket *b = s->head, *next; b; b = next) {
-      next = b->next;
-      free(b);
-    }
-    free(s->table);
-    pthread_mutex_destroy(&s->mu);
-  }
+  gw_lru_shards_destroy(&rl->shards, free_bucket);
   free(rl);
 }

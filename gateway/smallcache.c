@@ -14,12 +14,12 @@
 #include "gw.h"
 #include "gw_docs.h"
 #include "gw_internal.h"
+#include "gw_lru.h"
 
 #define NBUCKETS 4096
 
 typedef struct entry {
-  struct entry *hnext;
-  struct entry *prev, *next; /* LRU list, most recent first */
+  gw_lru_node node; /* chain and LRU links, hash, key = id */
   char id[37];
   gw_small_doc doc;
   int64_t born_ms;
@@ -30,24 +30,31 @@ typedef struct entry {
 struct gw_small_cache {
   pthread_mutex_t mu;
   uint64_t budget, used;
-  entry *buckets[NBUCKETS];
-  entry *head, *tail;
+  gw_lru lru;
 };
 
-static unsigned hash_id(const char *id) {
+/* FNV-1a of an id; the table picks the chain from its low bits. */
+static uint64_t hash_id(const char *id) {
   unsigned h = 2166136261u;
   for (; *id; id++) {
     h = (h ^ (unsigned char)*id) * 16777619u;
   }
-  return h % NBUCKETS;
+  return h;
 }
 
 int gw_small_cache_new(uint64_t budget, gw_small_cache **out) {
   gw_small_cache *c = cmn_calloc(1, sizeof *c);
+  int rc = gw_lru_init(&c->lru, NBUCKETS);
+  if (rc < 0) {
+    goto fail;
+  }
   pthread_mutex_init(&c->mu, NULL);
   c->budget = budget;
   *out = c;
   return 0;
+fail:
+  free(c);
+  return rc;
 }
 
 void gw_small_doc_clear(gw_small_doc *d) {
@@ -66,54 +73,22 @@ static void copy_doc(gw_small_doc *dst, const gw_small_doc *src) {
   memcpy(dst->sha256, src->sha256, sizeof dst->sha256);
 }
 
-static void lru_unlink(gw_small_cache *c, entry *e) {
-  if (e->prev) {
-    e->prev->next = e->next;
-  } else {
-    c->head = e->next;
-  }
-  if (e->next) {
-    e->next->prev = e->prev;
-  } else {
-    c->tail = e->prev;
-  }
-  e->prev = e->next = NULL;
-}
-
-static void lru_push(gw_small_cache *c, entry *e) {
-  e->next = c->head;
-  e->prev = NULL;
-  if (c->head) {
-    c->head->prev = e;
-  }
-  c->head = e;
-  if (c->tail == NULL) {
-    c->tail = e;
-  }
-}
-
-/* Unlink `e` from its bucket and the LRU list and free it. */
-static void drop(gw_small_cache *c, entry *e) {
-  entry **pp = &c->buckets[hash_id(e->id)];
-  while (*pp && *pp != e) {
-    pp = &(*pp)->hnext;
-  }
-  if (*pp) {
-    *pp = e->hnext;
-  }
-  lru_unlink(c, e);
-  c->used -= e->cost;
+static void free_entry(gw_lru_node *n) {
+  entry *e = GW_LRU_ENTRY(n, entry, node);
   gw_small_doc_clear(&e->doc);
   free(e);
 }
 
+/* Unlink `e` from its bucket and the LRU list and free it. */
+static void drop(gw_small_cache *c, entry *e) {
+  gw_lru_remove(&c->lru, &e->node);
+  c->used -= e->cost;
+  free_entry(&e->node);
+}
+
 static entry *find(gw_small_cache *c, const char *id) {
-  for (entry *e = c->buckets[hash_id(id)]; e; e = e->hnext) {
-    if (strcmp(e->id, id) == 0) {
-      return e;
-    }
-  }
-  return NULL;
+  gw_lru_node *n = gw_lru_find(&c->lru, hash_id(id), id, strlen(id));
+  return n ? GW_LRU_ENTRY(n, entry, node) : NULL;
 }
 
 int gw_small_get(gw_small_cache *c, const char *id, int64_t ttl_ms, gw_small_doc *out) {
@@ -129,8 +104,7 @@ int gw_small_get(gw_small_cache *c, const char *id, int64_t ttl_ms, gw_small_doc
     e = NULL;
   }
   if (e) {
-    lru_unlink(c, e);
-    lru_push(c, e);
+    gw_lru_touch(&c->lru, &e->node);
     copy_doc(out, &e->doc);
     hit = 1;
   }
@@ -153,13 +127,10 @@ void gw_small_put(gw_small_cache *c, const char *id, const gw_small_doc *doc) {
   if (old) {
     drop(c, old);
   }
-  while (c->used + cost > c->budget && c->tail) {
-    drop(c, c->tail);
+  while (c->used + cost > c->budget && gw_lru_tail(&c->lru)) {
+    drop(c, GW_LRU_ENTRY(gw_lru_tail(&c->lru), entry, node));
   }
-  unsigned h = hash_id(id);
-  e->hnext = c->buckets[h];
-  c->buckets[h] = e;
-  lru_push(c, e);
+  gw_lru_insert(&c->lru, &e->node, hash_id(e->id), e->id, strlen(e->id));
   c->used += cost;
   pthread_mutex_unlock(&c->mu);
 }
@@ -177,9 +148,7 @@ void gw_small_cache_free(gw_small_cache *c) {
   if (c == NULL) {
     return;
   }
-  while (c->head) {
-    drop(c, c->head);
-  }
+  gw_lru_destroy(&c->lru, free_entry);
   pthread_mutex_destroy(&c->mu);
   free(c);
 }
