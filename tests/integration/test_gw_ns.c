@@ -16,81 +16,18 @@
 
 #include "cairn_error.h"
 #include "gw_harness.h"
+#include "gw_story.h"
 
-typedef struct fx {
-  gw_env env;
-  char alice[2048], bob[2048], carol[2048]; /* access tokens */
-} fx;
+typedef gw_trio fx;
 
 static int setup(void **state) {
-  fx *f = calloc(1, sizeof *f);
-  *state = f;
-  if (f == NULL || gw_env_start(&f->env, "gw_ns", NULL) != 0) {
-    return -1;
-  }
-  if (gw_login(&f->env, "alice", "alice-password", f->alice, sizeof f->alice) != 0 ||
-      gw_login(&f->env, "bobby", "bobby-password", f->bob, sizeof f->bob) != 0 ||
-      gw_login(&f->env, "carol", "carol-password", f->carol, sizeof f->carol) != 0) {
-    return -1;
-  }
-  return 0;
+  return gw_trio_start(state, "gw_ns");
 }
 
 static int teardown(void **state) {
-  fx *f = *state;
-  if (f) {
-    gw_env_stop(&f->env);
-    free(f);
-  }
-  return 0;
+  return gw_trio_stop(state);
 }
 
-/* One JSON request (token NULL: anonymous). Fails the test unless the
- * reply has `status` and, when `code` is given, the error code `code`.
- * Returns the parsed body (the caller decrefs; NULL when it is empty). */
-static json_t *call(fx *f, const char *method, const char *path, const char *token,
-                    const char *json, long status, const char *code) {
-  gw_http_resp r;
-  int rc = gw_http_json(&f->env, method, path, token, json, &r);
-  if (rc != 0 || r.status != status) {
-    fail_msg("%s %s %s: rc %d status %ld (want %ld) body %s", method, path, json ? json : "",
-             rc, r.status, status, r.body ? r.body : "");
-  }
-  json_t *body = r.body_len ? gw_json(&r) : NULL;
-  if (code) {
-    const char *got = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
-    if (got == NULL || strcmp(got, code) != 0) {
-      fail_msg("%s %s: error code %s, want %s (body %s)", method, path, got ? got : "none", code,
-               r.body);
-    }
-  }
-  gw_http_resp_free(&r);
-  return body;
-}
-
-/* call() for requests whose body is not looked at. */
-static void expect(fx *f, const char *method, const char *path, const char *token,
-                   const char *json, long status, const char *code) {
-  json_decref(call(f, method, path, token, json, status, code));
-}
-
-/* PUT /v1/ns/{ns}/{name} with `data` as the raw body; returns the reply. */
-static json_t *put_doc(fx *f, const char *token, const char *ns, const char *name,
-                       const char *data, long status) {
-  char path[256], auth[2100];
-  snprintf(path, sizeof path, "/v1/ns/%s/%s", ns, name);
-  gw_auth_header(auth, sizeof auth, token);
-  const char *headers[] = {auth, "Content-Type: text/plain", NULL};
-  gw_http_resp r;
-  int rc = gw_http_request(&f->env, "PUT", path, headers, data, strlen(data), &r);
-  if (rc != 0 || r.status != status) {
-    fail_msg("PUT %s: rc %d status %ld (want %ld) body %s", path, rc, r.status, status,
-             r.body ? r.body : "");
-  }
-  json_t *body = gw_json(&r);
-  gw_http_resp_free(&r);
-  return body;
-}
 
 static const char *str(json_t *o, const char *key) {
   const char *s = json_string_value(json_object_get(o, key));
@@ -110,7 +47,7 @@ static void assert_rfc3339(const char *s) {
 /* The names of {"namespaces":[...]} joined with ',' and each followed by
  * '=' and its permission: "a=owner,b=read". */
 static void list_as_text(fx *f, const char *token, char *out, size_t n) {
-  json_t *body = call(f, "GET", "/v1/namespaces", token, NULL, 200, NULL);
+  json_t *body = gw_call(f, "GET", "/v1/namespaces", token, NULL, 200, NULL);
   json_t *list = json_object_get(body, "namespaces");
   assert_true(json_is_array(list));
   out[0] = '\0';
@@ -128,7 +65,7 @@ static void list_as_text(fx *f, const char *token, char *out, size_t n) {
  * every malformed body refused with 400 without creating anything. */
 static void create_story(void **state) {
   fx *f = *state;
-  json_t *ns = call(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"team-a\"}", 201, NULL);
+  json_t *ns = gw_call(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"team-a\"}", 201, NULL);
   assert_string_equal(str(ns, "name"), "team-a");
   assert_string_equal(str(ns, "visibility"), "private");
   assert_string_equal(str(ns, "permission"), "owner");
@@ -138,21 +75,21 @@ static void create_story(void **state) {
   assert_true(json_integer_value(json_object_get(owner, "id")) > 0);
   json_decref(ns);
 
-  ns = call(f, "POST", "/v1/namespaces", f->alice,
+  ns = gw_call(f, "POST", "/v1/namespaces", f->alice,
             "{\"name\":\"pub.x_1\",\"visibility\":\"public\"}", 201, NULL);
   assert_string_equal(str(ns, "visibility"), "public");
   json_decref(ns);
   /* Shortest and longest names. */
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"7\",\"visibility\":\"private\"}",
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"7\",\"visibility\":\"private\"}",
          201, NULL);
   char body[256];
   snprintf(body, sizeof body, "{\"name\":\"%s\"}",
            "a23456789012345678901234567890123456789012345678901234567890123");
-  expect(f, "POST", "/v1/namespaces", f->alice, body, 201, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, body, 201, NULL);
 
   /* Names are global: taken by alice, refused to alice and to bob. */
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"team-a\"}", 409, "already_exists");
-  expect(f, "POST", "/v1/namespaces", f->bob, "{\"name\":\"team-a\",\"visibility\":\"public\"}",
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"team-a\"}", 409, "already_exists");
+  gw_expect(f, "POST", "/v1/namespaces", f->bob, "{\"name\":\"team-a\",\"visibility\":\"public\"}",
          409, "already_exists");
 
   static const char *const bad[] = {
@@ -175,16 +112,16 @@ static void create_story(void **state) {
       "{\"name\":\"ok-name\",\"owner\":\"bobby\"}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    expect(f, "POST", "/v1/namespaces", f->alice, bad[i], 400, "invalid");
+    gw_expect(f, "POST", "/v1/namespaces", f->alice, bad[i], 400, "invalid");
   }
   /* Not an object, not JSON, no body. */
-  expect(f, "POST", "/v1/namespaces", f->alice, "[\"ok-name\"]", 400, NULL);
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":", 400, NULL);
-  expect(f, "POST", "/v1/namespaces", f->alice, NULL, 400, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "[\"ok-name\"]", 400, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":", 400, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, NULL, 400, NULL);
   /* No token. */
-  expect(f, "POST", "/v1/namespaces", NULL, "{\"name\":\"ok-name\"}", 401, "unauthenticated");
-  expect(f, "GET", "/v1/namespaces", NULL, NULL, 401, "unauthenticated");
-  expect(f, "POST", "/v1/namespaces", "not-a-token", "{\"name\":\"ok-name\"}", 401,
+  gw_expect(f, "POST", "/v1/namespaces", NULL, "{\"name\":\"ok-name\"}", 401, "unauthenticated");
+  gw_expect(f, "GET", "/v1/namespaces", NULL, NULL, 401, "unauthenticated");
+  gw_expect(f, "POST", "/v1/namespaces", "not-a-token", "{\"name\":\"ok-name\"}", 401,
          "unauthenticated");
 
   /* Nothing refused was made. */
@@ -194,10 +131,10 @@ static void create_story(void **state) {
                             "=owner,pub.x_1=owner,team-a=owner");
   list_as_text(f, f->bob, text, sizeof text);
   assert_string_equal(text, "");
-  expect(f, "GET", "/v1/namespaces/ok-name", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/ok-name", f->alice, NULL, 404, "not_found");
 
   /* The namespace reads back as it was created, with its document count. */
-  ns = call(f, "GET", "/v1/namespaces/team-a", f->alice, NULL, 200, NULL);
+  ns = gw_call(f, "GET", "/v1/namespaces/team-a", f->alice, NULL, 200, NULL);
   assert_string_equal(str(ns, "name"), "team-a");
   assert_string_equal(str(ns, "permission"), "owner");
   assert_int_equal(json_integer_value(json_object_get(ns, "documents")), 0);
@@ -209,30 +146,30 @@ static void create_story(void **state) {
  * never public ones that are merely readable. */
 static void list_story(void **state) {
   fx *f = *state;
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"b-ns\"}", 201, NULL);
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"a-ns\"}", 201, NULL);
-  expect(f, "POST", "/v1/namespaces", f->bob, "{\"name\":\"c-ns\"}", 201, NULL);
-  expect(f, "POST", "/v1/namespaces", f->bob, "{\"name\":\"0-ns\"}", 201, NULL);
-  expect(f, "POST", "/v1/namespaces", f->carol,
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"b-ns\"}", 201, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"a-ns\"}", 201, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->bob, "{\"name\":\"c-ns\"}", 201, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->bob, "{\"name\":\"0-ns\"}", 201, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->carol,
          "{\"name\":\"open\",\"visibility\":\"public\"}", 201, NULL);
   char text[1024];
   list_as_text(f, f->alice, text, sizeof text);
   assert_string_equal(text, "a-ns=owner,b-ns=owner");
 
-  expect(f, "POST", "/v1/namespaces/c-ns/shares", f->bob,
+  gw_expect(f, "POST", "/v1/namespaces/c-ns/shares", f->bob,
          "{\"username\":\"alice\",\"permission\":\"read\"}", 201, NULL);
   list_as_text(f, f->alice, text, sizeof text);
   assert_string_equal(text, "a-ns=owner,b-ns=owner,c-ns=read");
-  json_t *ns = call(f, "GET", "/v1/namespaces/c-ns", f->alice, NULL, 200, NULL);
+  json_t *ns = gw_call(f, "GET", "/v1/namespaces/c-ns", f->alice, NULL, 200, NULL);
   assert_string_equal(str(ns, "permission"), "read");
   assert_string_equal(str(json_object_get(ns, "owner"), "username"), "bobby");
   json_decref(ns);
 
-  expect(f, "POST", "/v1/namespaces/c-ns/shares", f->bob,
+  gw_expect(f, "POST", "/v1/namespaces/c-ns/shares", f->bob,
          "{\"username\":\"alice\",\"permission\":\"write\"}", 200, NULL);
   list_as_text(f, f->alice, text, sizeof text);
   assert_string_equal(text, "a-ns=owner,b-ns=owner,c-ns=write");
-  ns = call(f, "GET", "/v1/namespaces/c-ns", f->alice, NULL, 200, NULL);
+  ns = gw_call(f, "GET", "/v1/namespaces/c-ns", f->alice, NULL, 200, NULL);
   assert_string_equal(str(ns, "permission"), "write");
   json_decref(ns);
 
@@ -241,15 +178,15 @@ static void list_story(void **state) {
   /* carol's public namespace is readable by all but listed for her only. */
   list_as_text(f, f->carol, text, sizeof text);
   assert_string_equal(text, "open=owner");
-  ns = call(f, "GET", "/v1/namespaces/open", f->alice, NULL, 200, NULL);
+  ns = gw_call(f, "GET", "/v1/namespaces/open", f->alice, NULL, 200, NULL);
   assert_string_equal(str(ns, "permission"), "read");
   json_decref(ns);
 
   /* Taking the share back takes the namespace off alice's list at once. */
-  expect(f, "DELETE", "/v1/namespaces/c-ns/shares/alice", f->bob, NULL, 204, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/c-ns/shares/alice", f->bob, NULL, 204, NULL);
   list_as_text(f, f->alice, text, sizeof text);
   assert_string_equal(text, "a-ns=owner,b-ns=owner");
-  expect(f, "GET", "/v1/namespaces/c-ns", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/c-ns", f->alice, NULL, 404, "not_found");
 }
 
 /* Reading a namespace: a public one without a token, a private one only
@@ -258,12 +195,12 @@ static void list_story(void **state) {
  * for the namespace and for the documents in it. */
 static void visibility_story(void **state) {
   fx *f = *state;
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"shelf\",\"visibility\":\"public\"}",
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"shelf\",\"visibility\":\"public\"}",
          201, NULL);
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"vault\"}", 201, NULL);
-  json_decref(put_doc(f, f->alice, "shelf", "note.txt", "on the shelf", 201));
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"vault\"}", 201, NULL);
+  gw_put_doc(f, f->alice, "shelf", "note.txt", "on the shelf", 201, NULL);
 
-  json_t *ns = call(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 200, NULL);
+  json_t *ns = gw_call(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 200, NULL);
   assert_string_equal(str(ns, "visibility"), "public");
   assert_string_equal(str(ns, "permission"), "read");
   assert_int_equal(json_integer_value(json_object_get(ns, "documents")), 1);
@@ -274,38 +211,38 @@ static void visibility_story(void **state) {
   assert_string_equal(r.body, "on the shelf");
   gw_http_resp_free(&r);
 
-  expect(f, "GET", "/v1/namespaces/vault", NULL, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/vault", f->bob, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/nowhere", NULL, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/nowhere", f->alice, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/NOT..valid", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/vault", NULL, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/vault", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/nowhere", NULL, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/nowhere", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/NOT..valid", f->alice, NULL, 404, "not_found");
 
   /* Only the owner changes visibility: 404 without access, 403 with read
    * access (a public namespace gives it), 401 without a token. */
   const char *priv = "{\"visibility\":\"private\"}";
-  expect(f, "PATCH", "/v1/namespaces/vault", f->bob, priv, 404, "not_found");
-  expect(f, "PATCH", "/v1/namespaces/shelf", f->bob, priv, 403, "forbidden");
-  expect(f, "PATCH", "/v1/namespaces/shelf", NULL, priv, 401, "unauthenticated");
-  expect(f, "PATCH", "/v1/namespaces/nowhere", f->alice, priv, 404, "not_found");
-  expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{}", 400, "invalid");
-  expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":\"hidden\"}", 400,
+  gw_expect(f, "PATCH", "/v1/namespaces/vault", f->bob, priv, 404, "not_found");
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", f->bob, priv, 403, "forbidden");
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", NULL, priv, 401, "unauthenticated");
+  gw_expect(f, "PATCH", "/v1/namespaces/nowhere", f->alice, priv, 404, "not_found");
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{}", 400, "invalid");
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":\"hidden\"}", 400,
          "invalid");
-  expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":0}", 400, "invalid");
-  expect(f, "PATCH", "/v1/namespaces/shelf", f->alice,
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":0}", 400, "invalid");
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", f->alice,
          "{\"visibility\":\"private\",\"name\":\"other\"}", 400, "invalid");
   /* None of that changed anything. */
-  ns = call(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 200, NULL);
+  ns = gw_call(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 200, NULL);
   assert_string_equal(str(ns, "visibility"), "public");
   json_decref(ns);
 
   /* Private now: anonymous readers and bob lose it at once. */
-  ns = call(f, "PATCH", "/v1/namespaces/shelf", f->alice, priv, 200, NULL);
+  ns = gw_call(f, "PATCH", "/v1/namespaces/shelf", f->alice, priv, 200, NULL);
   assert_string_equal(str(ns, "visibility"), "private");
   assert_string_equal(str(ns, "name"), "shelf");
   assert_string_equal(str(ns, "permission"), "owner");
   json_decref(ns);
-  expect(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/shelf", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/shelf", f->bob, NULL, 404, "not_found");
   assert_int_equal(gw_http_request(&f->env, "GET", "/v1/ns/shelf/note.txt", NULL, NULL, 0, &r), 0);
   assert_true(r.status == 401 || r.status == 404);
   gw_http_resp_free(&r);
@@ -318,15 +255,15 @@ static void visibility_story(void **state) {
   gw_http_resp_free(&r);
 
   /* Public again: readable again at once; setting the same value is fine. */
-  expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":\"public\"}", 200, NULL);
-  expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":\"public\"}", 200, NULL);
-  expect(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 200, NULL);
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":\"public\"}", 200, NULL);
+  gw_expect(f, "PATCH", "/v1/namespaces/shelf", f->alice, "{\"visibility\":\"public\"}", 200, NULL);
+  gw_expect(f, "GET", "/v1/namespaces/shelf", NULL, NULL, 200, NULL);
   assert_int_equal(gw_http_request(&f->env, "GET", "/v1/ns/shelf/note.txt", bob_h, NULL, 0, &r),
                    0);
   assert_int_equal(r.status, 200);
   gw_http_resp_free(&r);
   /* Read access through visibility is not write access. */
-  json_decref(put_doc(f, f->bob, "shelf", "mine.txt", "no", 403));
+  gw_put_doc(f, f->bob, "shelf", "mine.txt", "no", 403, NULL);
 }
 
 /* Feeds 64 KiB of an upload, then aborts it. */
@@ -359,24 +296,24 @@ static void wait_value(fx *f, const char *sql, const char *want) {
  * goes with them and its shares, freeing the name. */
 static void delete_story(void **state) {
   fx *f = *state;
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"keep\"}", 201, NULL);
-  expect(f, "POST", "/v1/namespaces/keep/shares", f->alice,
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"keep\"}", 201, NULL);
+  gw_expect(f, "POST", "/v1/namespaces/keep/shares", f->alice,
          "{\"username\":\"bobby\",\"permission\":\"write\"}", 201, NULL);
-  json_decref(put_doc(f, f->alice, "keep", "a.txt", "alpha", 201));
-  json_t *ns = call(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 200, NULL);
+  gw_put_doc(f, f->alice, "keep", "a.txt", "alpha", 201, NULL);
+  json_t *ns = gw_call(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 200, NULL);
   assert_int_equal(json_integer_value(json_object_get(ns, "documents")), 1);
   json_decref(ns);
 
-  expect(f, "DELETE", "/v1/namespaces/keep", f->carol, NULL, 404, "not_found");
-  expect(f, "DELETE", "/v1/namespaces/keep", f->bob, NULL, 403, "forbidden");
-  expect(f, "DELETE", "/v1/namespaces/keep", NULL, NULL, 401, "unauthenticated");
-  expect(f, "DELETE", "/v1/namespaces/nowhere", f->alice, NULL, 404, "not_found");
-  expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 409, "not_empty");
+  gw_expect(f, "DELETE", "/v1/namespaces/keep", f->carol, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", "/v1/namespaces/keep", f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "DELETE", "/v1/namespaces/keep", NULL, NULL, 401, "unauthenticated");
+  gw_expect(f, "DELETE", "/v1/namespaces/nowhere", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 409, "not_empty");
   /* A document bob (a writer) put there blocks it just as well. */
-  expect(f, "DELETE", "/v1/ns/keep/a.txt", f->alice, NULL, 204, NULL);
-  json_decref(put_doc(f, f->bob, "keep", "b.txt", "bravo", 201));
-  expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 409, "not_empty");
-  expect(f, "DELETE", "/v1/ns/keep/b.txt", f->bob, NULL, 204, NULL);
+  gw_expect(f, "DELETE", "/v1/ns/keep/a.txt", f->alice, NULL, 204, NULL);
+  gw_put_doc(f, f->bob, "keep", "b.txt", "bravo", 201, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 409, "not_empty");
+  gw_expect(f, "DELETE", "/v1/ns/keep/b.txt", f->bob, NULL, 204, NULL);
 
   /* An upload cut off half-way leaves a failed row behind, which neither
    * counts as a document nor keeps the namespace. */
@@ -393,25 +330,25 @@ static void delete_story(void **state) {
              "SELECT count(*) FROM documents d JOIN namespaces n ON n.id = d.namespace_id"
              " WHERE n.name = 'keep' AND d.upload_status = 'failed'",
              "1");
-  ns = call(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 200, NULL);
+  ns = gw_call(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 200, NULL);
   assert_int_equal(json_integer_value(json_object_get(ns, "documents")), 0);
   json_decref(ns);
 
-  expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 204, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 204, NULL);
   wait_value(f, "SELECT count(*) FROM documents", "0");
   wait_value(f, "SELECT count(*) FROM shares", "0");
-  expect(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/keep", f->bob, NULL, 404, "not_found");
-  expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/keep", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", "/v1/namespaces/keep", f->alice, NULL, 404, "not_found");
   char text[256];
   list_as_text(f, f->bob, text, sizeof text);
   assert_string_equal(text, "");
 
   /* The name is free again; bob's old share does not come back with it. */
-  expect(f, "POST", "/v1/namespaces", f->carol, "{\"name\":\"keep\"}", 201, NULL);
-  expect(f, "GET", "/v1/namespaces/keep", f->bob, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 404, "not_found");
-  json_decref(put_doc(f, f->bob, "keep", "c.txt", "charlie", 404));
+  gw_expect(f, "POST", "/v1/namespaces", f->carol, "{\"name\":\"keep\"}", 201, NULL);
+  gw_expect(f, "GET", "/v1/namespaces/keep", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/keep", f->alice, NULL, 404, "not_found");
+  gw_put_doc(f, f->bob, "keep", "c.txt", "charlie", 404, NULL);
 }
 
 CAIRN_TEST_MAIN(cmocka_unit_test_setup_teardown(create_story, setup, teardown),

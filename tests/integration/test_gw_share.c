@@ -16,112 +16,34 @@
 
 #include "cairn_error.h"
 #include "gw_harness.h"
+#include "gw_story.h"
 
-#define MISSING_ID "00000000-0000-4000-8000-000000000000"
-
-typedef struct fx {
-  gw_env env;
-  char alice[2048], bob[2048], carol[2048]; /* access tokens */
-} fx;
+typedef gw_trio fx;
 
 static int setup(void **state) {
-  fx *f = calloc(1, sizeof *f);
-  *state = f;
-  if (f == NULL || gw_env_start(&f->env, "gw_share", NULL) != 0) {
-    return -1;
-  }
-  if (gw_login(&f->env, "alice", "alice-password", f->alice, sizeof f->alice) != 0 ||
-      gw_login(&f->env, "bobby", "bobby-password", f->bob, sizeof f->bob) != 0 ||
-      gw_login(&f->env, "carol", "carol-password", f->carol, sizeof f->carol) != 0) {
-    return -1;
-  }
-  return 0;
+  return gw_trio_start(state, "gw_share");
 }
 
 static int teardown(void **state) {
-  fx *f = *state;
-  if (f) {
-    gw_env_stop(&f->env);
-    free(f);
-  }
-  return 0;
-}
-
-/* One request with an optional JSON body (token NULL: anonymous). Fails
- * the test unless the reply has `status` and, when `code` is given, the
- * error code `code`. Returns the reply (the caller frees it). */
-static void req(fx *f, const char *method, const char *path, const char *token, const char *json,
-                long status, const char *code, gw_http_resp *r) {
-  int rc = gw_http_json(&f->env, method, path, token, json, r);
-  if (rc != 0 || r->status != status) {
-    fail_msg("%s %s %s: rc %d status %ld (want %ld) body %s", method, path, json ? json : "",
-             rc, r->status, status, r->body ? r->body : "");
-  }
-  if (code) {
-    json_t *body = gw_json(r);
-    const char *got = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
-    if (got == NULL || strcmp(got, code) != 0) {
-      fail_msg("%s %s: error code %s, want %s (body %s)", method, path, got ? got : "none", code,
-               r->body);
-    }
-    json_decref(body);
-  }
-}
-
-/* req() returning the parsed body (the caller decrefs). */
-static json_t *call(fx *f, const char *method, const char *path, const char *token,
-                    const char *json, long status, const char *code) {
-  gw_http_resp r;
-  req(f, method, path, token, json, status, code, &r);
-  json_t *body = gw_json(&r);
-  gw_http_resp_free(&r);
-  return body;
-}
-
-static void expect(fx *f, const char *method, const char *path, const char *token,
-                   const char *json, long status, const char *code) {
-  gw_http_resp r;
-  req(f, method, path, token, json, status, code, &r);
-  gw_http_resp_free(&r);
+  return gw_trio_stop(state);
 }
 
 /* GET `path` and check the body is exactly `want`. */
 static void expect_body(fx *f, const char *path, const char *token, const char *want) {
   gw_http_resp r;
-  req(f, "GET", path, token, NULL, 200, NULL, &r);
+  gw_req(f, "GET", path, token, NULL, 200, NULL, &r);
   if (r.body_len != strlen(want) || memcmp(r.body, want, r.body_len) != 0) {
     fail_msg("GET %s: body '%s', want '%s'", path, r.body, want);
   }
   gw_http_resp_free(&r);
 }
 
-/* PUT /v1/ns/{ns}/{name} with `data`; on 201 the new document's id goes
- * to id_out (may be NULL). */
-static void put_doc(fx *f, const char *token, const char *ns, const char *name, const char *data,
-                    long status, char id_out[37]) {
-  char path[256], auth[2100];
-  snprintf(path, sizeof path, "/v1/ns/%s/%s", ns, name);
-  gw_auth_header(auth, sizeof auth, token);
-  const char *headers[] = {auth, "Content-Type: text/plain", NULL};
-  gw_http_resp r;
-  int rc = gw_http_request(&f->env, "PUT", path, headers, data, strlen(data), &r);
-  if (rc != 0 || r.status != status) {
-    fail_msg("PUT %s: rc %d status %ld (want %ld) body %s", path, rc, r.status, status,
-             r.body ? r.body : "");
-  }
-  if (id_out && status == 201) {
-    json_t *body = gw_json(&r);
-    const char *id = json_string_value(json_object_get(body, "id"));
-    assert_non_null(id);
-    snprintf(id_out, 37, "%s", id);
-    json_decref(body);
-  }
-  gw_http_resp_free(&r);
-}
+
+#define MISSING_ID "00000000-0000-4000-8000-000000000000"
 
 /* 1 when GET /v1/namespaces of `token` lists `ns`. */
 static int lists_ns(fx *f, const char *token, const char *ns) {
-  json_t *body = call(f, "GET", "/v1/namespaces", token, NULL, 200, NULL);
+  json_t *body = gw_call(f, "GET", "/v1/namespaces", token, NULL, 200, NULL);
   size_t i;
   json_t *o;
   int found = 0;
@@ -136,7 +58,7 @@ static int lists_ns(fx *f, const char *token, const char *ns) {
 static size_t listed_docs(fx *f, const char *token, const char *ns) {
   char path[128];
   snprintf(path, sizeof path, "/v1/document%s%s", ns ? "?namespace=" : "", ns ? ns : "");
-  json_t *body = call(f, "GET", path, token, NULL, 200, NULL);
+  json_t *body = gw_call(f, "GET", path, token, NULL, 200, NULL);
   size_t n = json_array_size(json_object_get(body, "documents"));
   json_decref(body);
   return n;
@@ -151,13 +73,13 @@ static void doc_path(char *out, size_t n, const char *id, const char *suffix) {
 static void namespace_share_story(void **state) {
   fx *f = *state;
   char id[37], path[160];
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"team\"}", 201, NULL);
-  put_doc(f, f->alice, "team", "plan.txt", "the plan", 201, id);
-  expect(f, "GET", "/v1/ns/team/plan.txt", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"team\"}", 201, NULL);
+  gw_put_doc(f, f->alice, "team", "plan.txt", "the plan", 201, id);
+  gw_expect(f, "GET", "/v1/ns/team/plan.txt", f->bob, NULL, 404, "not_found");
   assert_false(lists_ns(f, f->bob, "team"));
 
   /* Read. */
-  json_t *s = call(f, "POST", "/v1/namespaces/team/shares", f->alice,
+  json_t *s = gw_call(f, "POST", "/v1/namespaces/team/shares", f->alice,
                    "{\"username\":\"bobby\",\"permission\":\"read\"}", 201, NULL);
   assert_string_equal(json_string_value(json_object_get(s, "username")), "bobby");
   assert_string_equal(json_string_value(json_object_get(s, "permission")), "read");
@@ -166,7 +88,7 @@ static void namespace_share_story(void **state) {
   json_int_t share_id = json_integer_value(json_object_get(s, "id"));
   json_decref(s);
   /* The same share again is an update of that share, not a second one. */
-  s = call(f, "POST", "/v1/namespaces/team/shares", f->alice,
+  s = gw_call(f, "POST", "/v1/namespaces/team/shares", f->alice,
            "{\"username\":\"bobby\",\"permission\":\"read\"}", 200, NULL);
   assert_int_equal(json_integer_value(json_object_get(s, "id")), share_id);
   json_decref(s);
@@ -176,35 +98,35 @@ static void namespace_share_story(void **state) {
   doc_path(path, sizeof path, id, "/download");
   expect_body(f, path, f->bob, "the plan");
   doc_path(path, sizeof path, id, "");
-  expect(f, "GET", path, f->bob, NULL, 200, NULL);
+  gw_expect(f, "GET", path, f->bob, NULL, 200, NULL);
   assert_int_equal(listed_docs(f, f->bob, "team"), 1);
-  expect(f, "GET", "/v1/namespaces/team", f->bob, NULL, 200, NULL);
+  gw_expect(f, "GET", "/v1/namespaces/team", f->bob, NULL, 200, NULL);
   /* ...but nothing more. */
-  put_doc(f, f->bob, "team", "mine.txt", "bob's", 403, NULL);
-  put_doc(f, f->bob, "team", "plan.txt", "overwritten", 403, NULL);
-  expect(f, "DELETE", "/v1/ns/team/plan.txt", f->bob, NULL, 403, "forbidden");
-  expect(f, "DELETE", path, f->bob, NULL, 403, "forbidden");
-  expect(f, "GET", "/v1/namespaces/team/shares", f->bob, NULL, 403, "forbidden");
-  expect(f, "POST", "/v1/namespaces/team/shares", f->bob,
+  gw_put_doc(f, f->bob, "team", "mine.txt", "bob's", 403, NULL);
+  gw_put_doc(f, f->bob, "team", "plan.txt", "overwritten", 403, NULL);
+  gw_expect(f, "DELETE", "/v1/ns/team/plan.txt", f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "DELETE", path, f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "GET", "/v1/namespaces/team/shares", f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "POST", "/v1/namespaces/team/shares", f->bob,
          "{\"username\":\"carol\",\"permission\":\"read\"}", 403, "forbidden");
-  expect(f, "DELETE", "/v1/namespaces/team/shares/bobby", f->bob, NULL, 403, "forbidden");
-  expect(f, "PATCH", "/v1/namespaces/team", f->bob, "{\"visibility\":\"public\"}", 403,
+  gw_expect(f, "DELETE", "/v1/namespaces/team/shares/bobby", f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "PATCH", "/v1/namespaces/team", f->bob, "{\"visibility\":\"public\"}", 403,
          "forbidden");
-  expect(f, "DELETE", "/v1/namespaces/team", f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "DELETE", "/v1/namespaces/team", f->bob, NULL, 403, "forbidden");
   expect_body(f, "/v1/ns/team/plan.txt", f->alice, "the plan");
 
   /* Write. */
-  s = call(f, "POST", "/v1/namespaces/team/shares", f->alice,
+  s = gw_call(f, "POST", "/v1/namespaces/team/shares", f->alice,
            "{\"username\":\"bobby\",\"permission\":\"write\"}", 200, NULL);
   assert_string_equal(json_string_value(json_object_get(s, "permission")), "write");
   json_decref(s);
-  put_doc(f, f->bob, "team", "mine.txt", "bob's", 201, NULL);
+  gw_put_doc(f, f->bob, "team", "mine.txt", "bob's", 201, NULL);
   expect_body(f, "/v1/ns/team/mine.txt", f->alice, "bob's");
   assert_int_equal(listed_docs(f, f->alice, "team"), 2);
   /* Sharing stays the owner's. */
-  expect(f, "GET", "/v1/namespaces/team/shares", f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "GET", "/v1/namespaces/team/shares", f->bob, NULL, 403, "forbidden");
 
-  s = call(f, "GET", "/v1/namespaces/team/shares", f->alice, NULL, 200, NULL);
+  s = gw_call(f, "GET", "/v1/namespaces/team/shares", f->alice, NULL, 200, NULL);
   json_t *list = json_object_get(s, "shares");
   assert_int_equal(json_array_size(list), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "username")),
@@ -214,14 +136,14 @@ static void namespace_share_story(void **state) {
   json_decref(s);
 
   /* Removed: bob is a stranger again on the very next request. */
-  expect(f, "DELETE", "/v1/namespaces/team/shares/bobby", f->alice, NULL, 204, NULL);
-  expect(f, "GET", "/v1/ns/team/plan.txt", f->bob, NULL, 404, "not_found");
-  expect(f, "GET", path, f->bob, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/team", f->bob, NULL, 404, "not_found");
-  put_doc(f, f->bob, "team", "more.txt", "more", 404, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/team/shares/bobby", f->alice, NULL, 204, NULL);
+  gw_expect(f, "GET", "/v1/ns/team/plan.txt", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", path, f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/team", f->bob, NULL, 404, "not_found");
+  gw_put_doc(f, f->bob, "team", "more.txt", "more", 404, NULL);
   assert_false(lists_ns(f, f->bob, "team"));
-  expect(f, "DELETE", "/v1/namespaces/team/shares/bobby", f->alice, NULL, 404, "not_found");
-  s = call(f, "GET", "/v1/namespaces/team/shares", f->alice, NULL, 200, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/team/shares/bobby", f->alice, NULL, 404, "not_found");
+  s = gw_call(f, "GET", "/v1/namespaces/team/shares", f->alice, NULL, 200, NULL);
   assert_int_equal(json_array_size(json_object_get(s, "shares")), 0);
   json_decref(s);
   /* What bob uploaded while he could is still his. */
@@ -233,57 +155,57 @@ static void namespace_share_story(void **state) {
 static void document_share_story(void **state) {
   fx *f = *state;
   char x[37], y[37], path[160], ypath[160];
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"docs\"}", 201, NULL);
-  put_doc(f, f->alice, "docs", "x.txt", "ex", 201, x);
-  put_doc(f, f->alice, "docs", "y.txt", "why", 201, y);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"docs\"}", 201, NULL);
+  gw_put_doc(f, f->alice, "docs", "x.txt", "ex", 201, x);
+  gw_put_doc(f, f->alice, "docs", "y.txt", "why", 201, y);
   doc_path(path, sizeof path, x, "");
   doc_path(ypath, sizeof ypath, y, "");
   char sharepath[200];
   snprintf(sharepath, sizeof sharepath, "%s/shares", path);
-  expect(f, "GET", path, f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", path, f->bob, NULL, 404, "not_found");
 
-  json_t *s = call(f, "POST", sharepath, f->alice, "{\"username\":\"bobby\",\"permission\":\"read\"}",
+  json_t *s = gw_call(f, "POST", sharepath, f->alice, "{\"username\":\"bobby\",\"permission\":\"read\"}",
                    201, NULL);
   assert_string_equal(json_string_value(json_object_get(s, "permission")), "read");
   json_decref(s);
-  expect(f, "GET", path, f->bob, NULL, 200, NULL);
+  gw_expect(f, "GET", path, f->bob, NULL, 200, NULL);
   expect_body(f, "/v1/ns/docs/x.txt", f->bob, "ex");
   char dl[200];
   snprintf(dl, sizeof dl, "%s/download", path);
   expect_body(f, dl, f->bob, "ex");
   /* Not the sibling, not the namespace. */
-  expect(f, "GET", ypath, f->bob, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/ns/docs/y.txt", f->bob, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/docs", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", ypath, f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/ns/docs/y.txt", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/namespaces/docs", f->bob, NULL, 404, "not_found");
   assert_false(lists_ns(f, f->bob, "docs"));
-  put_doc(f, f->bob, "docs", "z.txt", "zed", 404, NULL);
+  gw_put_doc(f, f->bob, "docs", "z.txt", "zed", 404, NULL);
   /* Read is not write, and sharing is the owner's. */
-  expect(f, "DELETE", path, f->bob, NULL, 403, "forbidden");
-  expect(f, "DELETE", "/v1/ns/docs/x.txt", f->bob, NULL, 403, "forbidden");
-  expect(f, "GET", sharepath, f->bob, NULL, 403, "forbidden");
-  expect(f, "POST", sharepath, f->bob, "{\"username\":\"carol\",\"permission\":\"read\"}", 403,
+  gw_expect(f, "DELETE", path, f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "DELETE", "/v1/ns/docs/x.txt", f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "GET", sharepath, f->bob, NULL, 403, "forbidden");
+  gw_expect(f, "POST", sharepath, f->bob, "{\"username\":\"carol\",\"permission\":\"read\"}", 403,
          "forbidden");
 
-  s = call(f, "GET", sharepath, f->alice, NULL, 200, NULL);
+  s = gw_call(f, "GET", sharepath, f->alice, NULL, 200, NULL);
   assert_int_equal(json_array_size(json_object_get(s, "shares")), 1);
   json_decref(s);
 
   /* Removed, then given back for write: bob may delete it. */
-  expect(f, "DELETE", "/v1/document/00000000-0000-4000-8000-000000000000/shares/bobby",
+  gw_expect(f, "DELETE", "/v1/document/00000000-0000-4000-8000-000000000000/shares/bobby",
          f->alice, NULL, 404, "not_found");
   char rm[240];
   snprintf(rm, sizeof rm, "%s/bobby", sharepath);
-  expect(f, "DELETE", rm, f->alice, NULL, 204, NULL);
-  expect(f, "GET", path, f->bob, NULL, 404, "not_found");
-  expect(f, "GET", "/v1/ns/docs/x.txt", f->bob, NULL, 404, "not_found");
-  expect(f, "DELETE", rm, f->alice, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", rm, f->alice, NULL, 204, NULL);
+  gw_expect(f, "GET", path, f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/ns/docs/x.txt", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", rm, f->alice, NULL, 404, "not_found");
 
-  expect(f, "POST", sharepath, f->alice, "{\"username\":\"bobby\",\"permission\":\"write\"}", 201,
+  gw_expect(f, "POST", sharepath, f->alice, "{\"username\":\"bobby\",\"permission\":\"write\"}", 201,
          NULL);
   expect_body(f, dl, f->bob, "ex");
-  expect(f, "DELETE", path, f->bob, NULL, 204, NULL);
-  expect(f, "GET", path, f->alice, NULL, 404, "not_found");
-  expect(f, "GET", path, f->bob, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", path, f->bob, NULL, 204, NULL);
+  gw_expect(f, "GET", path, f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", path, f->bob, NULL, 404, "not_found");
   expect_body(f, "/v1/ns/docs/y.txt", f->alice, "why");
 }
 
@@ -292,16 +214,16 @@ static void document_share_story(void **state) {
 static void share_errors(void **state) {
   fx *f = *state;
   char id[37], sp[200];
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"errs\"}", 201, NULL);
-  put_doc(f, f->alice, "errs", "e.txt", "e", 201, id);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"errs\"}", 201, NULL);
+  gw_put_doc(f, f->alice, "errs", "e.txt", "e", 201, id);
   snprintf(sp, sizeof sp, "/v1/document/%s/shares", id);
   const char *paths[] = {"/v1/namespaces/errs/shares", sp};
   for (int k = 0; k < 2; k++) {
     const char *p = paths[k];
-    expect(f, "POST", p, f->alice, "{\"username\":\"alice\",\"permission\":\"read\"}", 400,
+    gw_expect(f, "POST", p, f->alice, "{\"username\":\"alice\",\"permission\":\"read\"}", 400,
            "invalid");
     gw_http_resp r;
-    req(f, "POST", p, f->alice, "{\"username\":\"nobody\",\"permission\":\"read\"}", 404,
+    gw_req(f, "POST", p, f->alice, "{\"username\":\"nobody\",\"permission\":\"read\"}", 404,
         "not_found", &r);
     assert_non_null(strstr(r.body, "user not found"));
     gw_http_resp_free(&r);
@@ -319,55 +241,55 @@ static void share_errors(void **state) {
         "{\"username\":\"bobby\",\"permission\":\"read\",\"expires\":1}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-      expect(f, "POST", p, f->alice, bad[i], 400, "invalid");
+      gw_expect(f, "POST", p, f->alice, bad[i], 400, "invalid");
     }
-    expect(f, "POST", p, f->alice, "[]", 400, NULL);
-    expect(f, "POST", p, f->alice, "{\"username\":", 400, NULL);
+    gw_expect(f, "POST", p, f->alice, "[]", 400, NULL);
+    gw_expect(f, "POST", p, f->alice, "{\"username\":", 400, NULL);
     char rm[260];
     snprintf(rm, sizeof rm, "%s/bobby", p);
-    expect(f, "DELETE", rm, f->alice, NULL, 404, "not_found");
+    gw_expect(f, "DELETE", rm, f->alice, NULL, 404, "not_found");
     snprintf(rm, sizeof rm, "%s/b%%20b", p);
-    expect(f, "DELETE", rm, f->alice, NULL, 400, "invalid");
+    gw_expect(f, "DELETE", rm, f->alice, NULL, 400, "invalid");
     /* No token at all. */
-    expect(f, "GET", p, NULL, NULL, 401, "unauthenticated");
-    expect(f, "POST", p, NULL, "{\"username\":\"bobby\",\"permission\":\"read\"}", 401,
+    gw_expect(f, "GET", p, NULL, NULL, 401, "unauthenticated");
+    gw_expect(f, "POST", p, NULL, "{\"username\":\"bobby\",\"permission\":\"read\"}", 401,
            "unauthenticated");
     /* Nothing was shared by any of it. */
-    json_t *s = call(f, "GET", p, f->alice, NULL, 200, NULL);
+    json_t *s = gw_call(f, "GET", p, f->alice, NULL, 200, NULL);
     assert_int_equal(json_array_size(json_object_get(s, "shares")), 0);
     json_decref(s);
   }
-  expect(f, "GET", "/v1/ns/errs/e.txt", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/ns/errs/e.txt", f->bob, NULL, 404, "not_found");
 
   /* Objects that do not exist, or cannot. */
-  expect(f, "POST", "/v1/namespaces/nowhere/shares", f->alice,
+  gw_expect(f, "POST", "/v1/namespaces/nowhere/shares", f->alice,
          "{\"username\":\"bobby\",\"permission\":\"read\"}", 404, "not_found");
-  expect(f, "GET", "/v1/namespaces/nowhere/shares", f->alice, NULL, 404, "not_found");
-  expect(f, "POST", "/v1/document/" MISSING_ID "/shares", f->alice,
+  gw_expect(f, "GET", "/v1/namespaces/nowhere/shares", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "POST", "/v1/document/" MISSING_ID "/shares", f->alice,
          "{\"username\":\"bobby\",\"permission\":\"read\"}", 404, "not_found");
-  expect(f, "GET", "/v1/document/not-a-uuid/shares", f->alice, NULL, 404, "not_found");
-  expect(f, "DELETE", "/v1/document/not-a-uuid/shares/bobby", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", "/v1/document/not-a-uuid/shares", f->alice, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", "/v1/document/not-a-uuid/shares/bobby", f->alice, NULL, 404, "not_found");
 
   /* A document bob put into alice's namespace has two owners: neither can
    * be given a share of it. */
-  expect(f, "POST", "/v1/namespaces/errs/shares", f->alice,
+  gw_expect(f, "POST", "/v1/namespaces/errs/shares", f->alice,
          "{\"username\":\"bobby\",\"permission\":\"write\"}", 201, NULL);
   char bid[37], bsp[200];
-  put_doc(f, f->bob, "errs", "b.txt", "b", 201, bid);
+  gw_put_doc(f, f->bob, "errs", "b.txt", "b", 201, bid);
   snprintf(bsp, sizeof bsp, "/v1/document/%s/shares", bid);
-  expect(f, "POST", bsp, f->alice, "{\"username\":\"bobby\",\"permission\":\"read\"}", 400,
+  gw_expect(f, "POST", bsp, f->alice, "{\"username\":\"bobby\",\"permission\":\"read\"}", 400,
          "invalid");
-  expect(f, "POST", bsp, f->bob, "{\"username\":\"alice\",\"permission\":\"read\"}", 400,
+  gw_expect(f, "POST", bsp, f->bob, "{\"username\":\"alice\",\"permission\":\"read\"}", 400,
          "invalid");
   /* Both manage its shares. */
-  expect(f, "POST", bsp, f->bob, "{\"username\":\"carol\",\"permission\":\"read\"}", 201, NULL);
-  expect(f, "DELETE", "/v1/namespaces/errs/shares/bobby", f->alice, NULL, 204, NULL);
+  gw_expect(f, "POST", bsp, f->bob, "{\"username\":\"carol\",\"permission\":\"read\"}", 201, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/errs/shares/bobby", f->alice, NULL, 204, NULL);
   expect_body(f, "/v1/ns/errs/b.txt", f->carol, "b");
-  expect(f, "DELETE", "/v1/document/x/shares/carol", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", "/v1/document/x/shares/carol", f->bob, NULL, 404, "not_found");
   char rm[240];
   snprintf(rm, sizeof rm, "%s/carol", bsp);
-  expect(f, "DELETE", rm, f->alice, NULL, 204, NULL);
-  expect(f, "GET", "/v1/ns/errs/b.txt", f->carol, NULL, 404, "not_found");
+  gw_expect(f, "DELETE", rm, f->alice, NULL, 204, NULL);
+  gw_expect(f, "GET", "/v1/ns/errs/b.txt", f->carol, NULL, 404, "not_found");
 }
 
 /* Status and error code of one request. */
@@ -391,11 +313,11 @@ static long status_of(fx *f, const char *method, const char *path, const char *t
 static void stranger_sees_nothing(void **state) {
   fx *f = *state;
   char id[37];
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"secret\"}", 201, NULL);
-  put_doc(f, f->alice, "secret", "a.txt", "classified", 201, id);
-  expect(f, "POST", "/v1/namespaces/secret/shares", f->alice,
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"secret\"}", 201, NULL);
+  gw_put_doc(f, f->alice, "secret", "a.txt", "classified", 201, id);
+  gw_expect(f, "POST", "/v1/namespaces/secret/shares", f->alice,
          "{\"username\":\"bobby\",\"permission\":\"read\"}", 201, NULL);
-  expect(f, "POST", "/v1/namespaces", f->carol, "{\"name\":\"carols\"}", 201, NULL);
+  gw_expect(f, "POST", "/v1/namespaces", f->carol, "{\"name\":\"carols\"}", 201, NULL);
 
   static const struct {
     const char *method, *suffix, *json;
@@ -444,21 +366,21 @@ static void stranger_sees_nothing(void **state) {
     }
   }
   /* Uploading into it, and the listings. */
-  put_doc(f, f->carol, "secret", "b.txt", "mine now", 404, NULL);
-  put_doc(f, f->carol, "secret", "a.txt", "overwrite", 404, NULL);
+  gw_put_doc(f, f->carol, "secret", "b.txt", "mine now", 404, NULL);
+  gw_put_doc(f, f->carol, "secret", "a.txt", "overwrite", 404, NULL);
   assert_int_equal(listed_docs(f, f->carol, NULL), 0);
   assert_false(lists_ns(f, f->carol, "secret"));
   /* Her own namespace cannot reach alice's document either. */
-  put_doc(f, f->carol, "carols", "c.txt", "c", 201, NULL);
+  gw_put_doc(f, f->carol, "carols", "c.txt", "c", 201, NULL);
   assert_int_equal(listed_docs(f, f->carol, NULL), 1);
 
   /* Untouched: still there, still alice's, still shared with bob only. */
   expect_body(f, "/v1/ns/secret/a.txt", f->alice, "classified");
   expect_body(f, "/v1/ns/secret/a.txt", f->bob, "classified");
-  json_t *s = call(f, "GET", "/v1/namespaces/secret/shares", f->alice, NULL, 200, NULL);
+  json_t *s = gw_call(f, "GET", "/v1/namespaces/secret/shares", f->alice, NULL, 200, NULL);
   assert_int_equal(json_array_size(json_object_get(s, "shares")), 1);
   json_decref(s);
-  json_t *ns = call(f, "GET", "/v1/namespaces/secret", f->alice, NULL, 200, NULL);
+  json_t *ns = gw_call(f, "GET", "/v1/namespaces/secret", f->alice, NULL, 200, NULL);
   assert_string_equal(json_string_value(json_object_get(ns, "visibility")), "private");
   json_decref(ns);
 }
@@ -468,36 +390,36 @@ static void stranger_sees_nothing(void **state) {
 static void public_namespace_is_read_only(void **state) {
   fx *f = *state;
   char id[37], path[160];
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"board\",\"visibility\":\"public\"}",
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"board\",\"visibility\":\"public\"}",
          201, NULL);
-  put_doc(f, f->alice, "board", "notice.txt", "hello all", 201, id);
+  gw_put_doc(f, f->alice, "board", "notice.txt", "hello all", 201, id);
   expect_body(f, "/v1/ns/board/notice.txt", f->carol, "hello all");
   expect_body(f, "/v1/ns/board/notice.txt", NULL, "hello all");
   doc_path(path, sizeof path, id, "/download");
   expect_body(f, path, NULL, "hello all");
   assert_int_equal(listed_docs(f, f->carol, "board"), 1);
 
-  put_doc(f, f->carol, "board", "graffiti.txt", "x", 403, NULL);
-  expect(f, "DELETE", "/v1/ns/board/notice.txt", f->carol, NULL, 403, "forbidden");
+  gw_put_doc(f, f->carol, "board", "graffiti.txt", "x", 403, NULL);
+  gw_expect(f, "DELETE", "/v1/ns/board/notice.txt", f->carol, NULL, 403, "forbidden");
   doc_path(path, sizeof path, id, "");
-  expect(f, "DELETE", path, f->carol, NULL, 403, "forbidden");
+  gw_expect(f, "DELETE", path, f->carol, NULL, 403, "forbidden");
   doc_path(path, sizeof path, id, "/shares");
-  expect(f, "GET", path, f->carol, NULL, 403, "forbidden");
-  expect(f, "GET", "/v1/namespaces/board/shares", f->carol, NULL, 403, "forbidden");
-  expect(f, "DELETE", "/v1/namespaces/board", f->carol, NULL, 403, "forbidden");
+  gw_expect(f, "GET", path, f->carol, NULL, 403, "forbidden");
+  gw_expect(f, "GET", "/v1/namespaces/board/shares", f->carol, NULL, 403, "forbidden");
+  gw_expect(f, "DELETE", "/v1/namespaces/board", f->carol, NULL, 403, "forbidden");
   /* A read share on top changes nothing; a write share does. */
-  expect(f, "POST", "/v1/namespaces/board/shares", f->alice,
+  gw_expect(f, "POST", "/v1/namespaces/board/shares", f->alice,
          "{\"username\":\"carol\",\"permission\":\"read\"}", 201, NULL);
-  put_doc(f, f->carol, "board", "graffiti.txt", "x", 403, NULL);
-  expect(f, "POST", "/v1/namespaces/board/shares", f->alice,
+  gw_put_doc(f, f->carol, "board", "graffiti.txt", "x", 403, NULL);
+  gw_expect(f, "POST", "/v1/namespaces/board/shares", f->alice,
          "{\"username\":\"carol\",\"permission\":\"write\"}", 200, NULL);
-  put_doc(f, f->carol, "board", "reply.txt", "hi alice", 201, NULL);
+  gw_put_doc(f, f->carol, "board", "reply.txt", "hi alice", 201, NULL);
   /* Private again and unshared: carol is a stranger at once. */
-  expect(f, "PATCH", "/v1/namespaces/board", f->alice, "{\"visibility\":\"private\"}", 200, NULL);
-  expect(f, "DELETE", "/v1/namespaces/board/shares/carol", f->alice, NULL, 204, NULL);
-  expect(f, "GET", "/v1/ns/board/notice.txt", f->carol, NULL, 404, "not_found");
+  gw_expect(f, "PATCH", "/v1/namespaces/board", f->alice, "{\"visibility\":\"private\"}", 200, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/board/shares/carol", f->alice, NULL, 204, NULL);
+  gw_expect(f, "GET", "/v1/ns/board/notice.txt", f->carol, NULL, 404, "not_found");
   doc_path(path, sizeof path, id, "");
-  expect(f, "GET", path, f->carol, NULL, 404, "not_found");
+  gw_expect(f, "GET", path, f->carol, NULL, 404, "not_found");
   /* Her own upload stays hers. */
   expect_body(f, "/v1/ns/board/reply.txt", f->carol, "hi alice");
 }
@@ -506,28 +428,28 @@ static void public_namespace_is_read_only(void **state) {
 static void shares_go_with_their_object(void **state) {
   fx *f = *state;
   char id[37], path[160], sp[200];
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"tmp\"}", 201, NULL);
-  put_doc(f, f->alice, "tmp", "t.txt", "temporary", 201, id);
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"tmp\"}", 201, NULL);
+  gw_put_doc(f, f->alice, "tmp", "t.txt", "temporary", 201, id);
   snprintf(sp, sizeof sp, "/v1/document/%s/shares", id);
-  expect(f, "POST", sp, f->alice, "{\"username\":\"bobby\",\"permission\":\"read\"}", 201, NULL);
+  gw_expect(f, "POST", sp, f->alice, "{\"username\":\"bobby\",\"permission\":\"read\"}", 201, NULL);
   doc_path(path, sizeof path, id, "");
-  expect(f, "GET", path, f->bob, NULL, 200, NULL);
-  expect(f, "DELETE", path, f->alice, NULL, 204, NULL);
-  expect(f, "GET", path, f->bob, NULL, 404, "not_found");
-  expect(f, "GET", sp, f->alice, NULL, 404, "not_found");
+  gw_expect(f, "GET", path, f->bob, NULL, 200, NULL);
+  gw_expect(f, "DELETE", path, f->alice, NULL, 204, NULL);
+  gw_expect(f, "GET", path, f->bob, NULL, 404, "not_found");
+  gw_expect(f, "GET", sp, f->alice, NULL, 404, "not_found");
   /* A new document of the same name is not shared. */
-  put_doc(f, f->alice, "tmp", "t.txt", "again", 201, id);
-  expect(f, "GET", "/v1/ns/tmp/t.txt", f->bob, NULL, 404, "not_found");
+  gw_put_doc(f, f->alice, "tmp", "t.txt", "again", 201, id);
+  gw_expect(f, "GET", "/v1/ns/tmp/t.txt", f->bob, NULL, 404, "not_found");
 
-  expect(f, "POST", "/v1/namespaces/tmp/shares", f->alice,
+  gw_expect(f, "POST", "/v1/namespaces/tmp/shares", f->alice,
          "{\"username\":\"bobby\",\"permission\":\"write\"}", 201, NULL);
   expect_body(f, "/v1/ns/tmp/t.txt", f->bob, "again");
-  expect(f, "DELETE", "/v1/ns/tmp/t.txt", f->bob, NULL, 204, NULL);
-  expect(f, "DELETE", "/v1/namespaces/tmp", f->alice, NULL, 204, NULL);
+  gw_expect(f, "DELETE", "/v1/ns/tmp/t.txt", f->bob, NULL, 204, NULL);
+  gw_expect(f, "DELETE", "/v1/namespaces/tmp", f->alice, NULL, 204, NULL);
   assert_false(lists_ns(f, f->bob, "tmp"));
   /* Re-created by alice: the old share is gone with the old namespace. */
-  expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"tmp\"}", 201, NULL);
-  expect(f, "GET", "/v1/namespaces/tmp", f->bob, NULL, 404, "not_found");
+  gw_expect(f, "POST", "/v1/namespaces", f->alice, "{\"name\":\"tmp\"}", 201, NULL);
+  gw_expect(f, "GET", "/v1/namespaces/tmp", f->bob, NULL, 404, "not_found");
   assert_false(lists_ns(f, f->bob, "tmp"));
 }
 
