@@ -417,7 +417,16 @@ static int inplace_crcs(cs_store *s, int fd, const cs__pending *p, unsigned char
   return 0;
 }
 
-int cs_store_commit(cs_store *s, uint64_t handle, uint64_t version, uint64_t serial) {
+/*
+ * The start shared by commit and abort: check the replica (*ep), then find
+ * the mutation `serial`. Returns 1 with s->mu held, *pp its pending record, when
+ * it is pending here; 0 with the lock released and *committed from the
+ * journal (decided_serial) when it was already decided; a negative code
+ * (lock released) otherwise.
+ */
+static int txn_begin(cs_store *s, uint64_t handle, uint64_t version, uint64_t serial,
+                     const char *what, cs__entry **ep, unsigned *dir, int *cur,
+                     cs__pending **pp, int *committed) {
   if (cs__crashed(s)) return CAIRN_EIO;
   if (handle == CS__NO_HANDLE || version == 0 || serial == 0) return CAIRN_EINVAL;
   pthread_mutex_lock(&s->mu);
@@ -429,19 +438,29 @@ int cs_store_commit(cs_store *s, uint64_t handle, uint64_t version, uint64_t ser
     pthread_mutex_unlock(&s->mu);
     return rc;
   }
-  unsigned dir = e->dir;
-  int cur = (e->flags & CS__F_SLOTB) ? 1 : 0;
-  cs__pending *pp = cs__pending_find(s, handle);
-  if (!pp || pp->serial != serial) {
-    pthread_mutex_unlock(&s->mu);
-    int committed = 0;
-    rc = decided_serial(s, dir, handle, version, cur, serial, &committed);
-    if (rc != 0) {
-      cs__dir_error(s, dir, rc, "commit", handle);
-      return rc;
-    }
-    return committed ? 0 : CAIRN_ENOENT;
+  *ep = e;
+  *dir = e->dir;
+  *cur = (e->flags & CS__F_SLOTB) ? 1 : 0;
+  *pp = cs__pending_find(s, handle);
+  if (*pp && (*pp)->serial == serial) return 1;
+  pthread_mutex_unlock(&s->mu);
+  *committed = 0;
+  rc = decided_serial(s, *dir, handle, version, *cur, serial, committed);
+  if (rc != 0) {
+    cs__dir_error(s, *dir, rc, what, handle);
+    return rc;
   }
+  return 0;
+}
+
+int cs_store_commit(cs_store *s, uint64_t handle, uint64_t version, uint64_t serial) {
+  cs__entry *e;
+  unsigned dir;
+  int cur, committed;
+  cs__pending *pp;
+  int rc = txn_begin(s, handle, version, serial, "commit", &e, &dir, &cur, &pp, &committed);
+  if (rc < 0) return rc;
+  if (rc == 0) return committed ? 0 : CAIRN_ENOENT;
   cs__pending p = *pp;
   cs__change_begin(s, e);
   uint16_t gen = e->gen;
@@ -564,30 +583,13 @@ fail:
 /* ---- abort ---- */
 
 int cs_store_abort(cs_store *s, uint64_t handle, uint64_t version, uint64_t serial) {
-  if (cs__crashed(s)) return CAIRN_EIO;
-  if (handle == CS__NO_HANDLE || version == 0 || serial == 0) return CAIRN_EINVAL;
-  pthread_mutex_lock(&s->mu);
-  cs__entry *e = cs__index_find(&s->index, handle);
-  int rc = 0;
-  if (!e || s->dirs[e->dir].state == CS_STORE_DIR_FAILED) rc = CAIRN_ENOENT;
-  else if (e->version != version) rc = CAIRN_ESTALE;
-  if (rc != 0) {
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-  }
-  unsigned dir = e->dir;
-  int cur = (e->flags & CS__F_SLOTB) ? 1 : 0;
-  cs__pending *pp = cs__pending_find(s, handle);
-  if (!pp || pp->serial != serial) {
-    pthread_mutex_unlock(&s->mu);
-    int committed = 0;
-    rc = decided_serial(s, dir, handle, version, cur, serial, &committed);
-    if (rc != 0) {
-      cs__dir_error(s, dir, rc, "abort", handle);
-      return rc;
-    }
-    return committed == 2 ? CAIRN_ECONFLICT : 0;
-  }
+  cs__entry *e;
+  unsigned dir;
+  int cur, committed;
+  cs__pending *pp;
+  int rc = txn_begin(s, handle, version, serial, "abort", &e, &dir, &cur, &pp, &committed);
+  if (rc < 0) return rc;
+  if (rc == 0) return committed == 2 ? CAIRN_ECONFLICT : 0;
   if (pp->decided) {
     pthread_mutex_unlock(&s->mu);
     return CAIRN_ECONFLICT;
