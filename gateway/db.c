@@ -213,36 +213,40 @@ int gw_qv(PGconn *c, PGresult **res, const char *sql, int n, const char *const *
   return 0;
 }
 
-int gw_q(PGconn *c, PGresult **res, const char *sql, int n, ...) {
-  const char *params[GW_DB_MAX_PARAMS];
+/* Gather n text parameters from a va_list. 0 or CAIRN_EINVAL (too many). */
+static int collect(int n, va_list ap, const char **params) {
   if (n < 0 || n > GW_DB_MAX_PARAMS) {
     return CAIRN_EINVAL;
   }
-  va_list ap;
-  va_start(ap, n);
   for (int i = 0; i < n; i++) {
     params[i] = va_arg(ap, const char *);
   }
+  return 0;
+}
+
+int gw_q(PGconn *c, PGresult **res, const char *sql, int n, ...) {
+  const char *params[GW_DB_MAX_PARAMS];
+  va_list ap;
+  va_start(ap, n);
+  int rc = collect(n, ap, params);
   va_end(ap);
-  return gw_qv(c, res, sql, n, params);
+  return rc < 0 ? rc : gw_qv(c, res, sql, n, params);
 }
 
 int gw_db_query(gw_db *db, PGresult **res, const char *sql, int n, ...) {
   const char *params[GW_DB_MAX_PARAMS];
-  if (n < 0 || n > GW_DB_MAX_PARAMS) {
-    return CAIRN_EINVAL;
-  }
   va_list ap;
   va_start(ap, n);
-  for (int i = 0; i < n; i++) {
-    params[i] = va_arg(ap, const char *);
-  }
+  int rc = collect(n, ap, params);
   va_end(ap);
   if (res) {
     *res = NULL;
   }
+  if (rc < 0) {
+    return rc;
+  }
   PGconn *c;
-  int rc = gw_db_acquire(db, &c);
+  rc = gw_db_acquire(db, &c);
   if (rc < 0) {
     return rc;
   }

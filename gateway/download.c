@@ -37,15 +37,15 @@ typedef struct stream {
   size_t cur_pos;
   pthread_t reader;
   int reader_running;
+  int reader_done; /* the reader returned (atomic): joining it costs nothing */
 } stream;
 
-static void *reader_main(void *arg) {
-  stream *s = arg;
+static void read_all(stream *s) {
   uint64_t done = 0;
   while (done < s->len) {
     gw_ring_buf *b = gw_ring_get_empty(s->ring);
     if (b == NULL) {
-      return NULL; /* the client went away */
+      return; /* the client went away */
     }
     size_t want = gw_ring_size(s->ring);
     if (want > s->len - done) {
@@ -57,13 +57,19 @@ static void *reader_main(void *arg) {
       CMN_WARN("gw.download", "read_failed id=%s off=%llu err=\"%s\"", s->id,
                (unsigned long long)(s->start + done), cairn_strerror(rc));
       gw_ring_close(s->ring, rc);
-      return NULL;
+      return;
     }
     b->len = (size_t)n;
     b->off = done;
     done += (uint64_t)n;
     gw_ring_put_full(s->ring, b);
   }
+}
+
+static void *reader_main(void *arg) {
+  stream *s = arg;
+  read_all(s);
+  __atomic_store_n(&s->reader_done, 1, __ATOMIC_RELEASE);
   return NULL;
 }
 
@@ -110,7 +116,7 @@ static void stream_cleanup(void *cls) {
  * call is joined in the background, not on the connection's thread. */
 static void stream_free(void *cls) {
   stream *s = cls;
-  if (s->reader_running) {
+  if (s->reader_running && !__atomic_load_n(&s->reader_done, __ATOMIC_ACQUIRE)) {
     gw_ring_close(s->ring, CAIRN_ECANCELED);
     gw_reap(s->gw, stream_cleanup, s);
   } else {

@@ -100,6 +100,7 @@ typedef struct gw_ctx {
   gw_small_cache *small;         /* contents of small documents, NULL when off */
   gw_ring_budget ring_budget;    /* transfer buffers left (cfg.transfer_memory) */
   _Atomic int reapers;           /* clean-ups running in the background (gw_reap) */
+  uint64_t req_seq;              /* last generated request id number (atomic) */
   cmn_metrics *metrics;
   struct gw_stats *stats;        /* the gateway's series in `metrics` (reply.c) */
   struct MHD_Daemon *mhd;
@@ -164,7 +165,7 @@ struct gw_req {
   char peer[64];               /* client address */
   gw_user user;
   int64_t start_ns;
-  int64_t content_length;      /* -1 when not given (chunked) */
+  int64_t content_length;      /* -1 when not given (chunked), -2 when malformed */
   json_t *json;                /* GW_R_JSON: the parsed body (an object) */
   cmn_buf body;                /* GW_R_JSON: the raw body while it arrives */
   int body_error;              /* first error from `data` or body collection */

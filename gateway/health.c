@@ -24,13 +24,11 @@ void gw_h_health(gw_req *r) {
 void gw_h_metrics(gw_req *r) {
   cmn_buf b = {0};
   cmn_metrics_render(r->gw->metrics, &b);
-  char *copy = cmn_malloc(b.len + 1);
-  memcpy(copy, b.data ? b.data : "", b.len);
-  struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, copy, MHD_RESPMEM_MUST_FREE);
   size_t n = b.len;
-  cmn_buf_free(&b);
+  /* The buffer's memory (malloc'd) goes to the response as it is. */
+  struct MHD_Response *resp = MHD_create_response_from_buffer(n, b.data, MHD_RESPMEM_MUST_FREE);
   if (resp == NULL) {
-    free(copy);
+    cmn_buf_free(&b);
     gw_reply_error(r, 500, "internal", "cannot build the reply");
     return;
   }

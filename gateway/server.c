@@ -22,6 +22,7 @@
  * away up to this much (so the client sees the refusal), then the
  * connection is closed. */
 #define GW_DISCARD_MAX (16ull << 20)
+#define GW_LENGTH_BAD (-2) /* r->content_length of an unparsable header */
 
 static void req_free(gw_req *r) {
   if (r->state_free && r->state) {
@@ -54,7 +55,6 @@ const char *gw_header(gw_req *r, const char *name) {
 /* A client-given X-Request-Id is kept when short and plain; else one is
  * made from a process-wide counter and the start time. */
 static void set_request_id(gw_req *r) {
-  static _Atomic uint64_t seq;
   const char *given = gw_header(r, "X-Request-Id");
   if (given) {
     size_t n = strlen(given);
@@ -69,7 +69,7 @@ static void set_request_id(gw_req *r) {
       return;
     }
   }
-  uint64_t s = ++seq;
+  uint64_t s = __atomic_add_fetch(&r->gw->req_seq, 1, __ATOMIC_RELAXED);
   snprintf(r->id, sizeof r->id, "%08x%08x", (unsigned)(r->gw->started_ms & 0xffffffff),
            (unsigned)(s & 0xffffffff));
 }
@@ -153,17 +153,9 @@ static int on_headers(gw_req *r, const char *method, const char *url) {
       return 1;
     }
   }
-  const char *cl = gw_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  r->content_length = -1;
-  if (cl) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(cl, &end, 10);
-    if (errno || end == cl || *end != '\0' || v < 0) {
-      gw_reply_error(r, 400, "bad_request", "bad Content-Length");
-      return 1;
-    }
-    r->content_length = v;
+  if (r->content_length == GW_LENGTH_BAD) {
+    gw_reply_error(r, 400, "bad_request", "bad Content-Length");
+    return 1;
   }
   if (r->route->flags & GW_R_JSON) {
     if (r->content_length > GW_JSON_MAX) {
@@ -257,9 +249,21 @@ static int body_follows(gw_req *r) {
     return 0;
   }
   const char *te = gw_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+  return (te && strcasecmp(te, "chunked") == 0) ||
+         (r->content_length > 0 && (uint64_t)r->content_length <= GW_DISCARD_MAX);
+}
+
+/* Content-Length as a number: -1 when absent, GW_LENGTH_BAD when not a
+ * non-negative decimal. */
+static int64_t content_length(gw_req *r) {
   const char *cl = gw_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  long long len = cl ? strtoll(cl, NULL, 10) : 0;
-  return (te && strcasecmp(te, "chunked") == 0) || (len > 0 && (uint64_t)len <= GW_DISCARD_MAX);
+  if (cl == NULL) {
+    return -1;
+  }
+  char *end;
+  errno = 0;
+  long long v = strtoll(cl, &end, 10);
+  return errno || end == cl || *end != '\0' || v < 0 ? GW_LENGTH_BAD : v;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -278,6 +282,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->start_ns = cmn_mono_ns();
     set_request_id(r);
     set_peer(r);
+    r->content_length = content_length(r);
     *con_cls = r;
     (void)on_headers(r, method, url);
     if (r->pending && body_follows(r)) {
