@@ -193,11 +193,11 @@ static int resolve_api_token(gw_ctx *gw, const char *tok, gw_user *out) {
   snprintf(ttl, sizeof ttl, "%lld", (long long)gw->cfg.cache_ttl_ms);
   PGresult *res;
   int rc = gw_db_query(gw->db, &res,
-                  "SELECT id, user_id, scopes, expires_at IS NOT NULL AND "
-                  "expires_at <= now() + $2::bigint * interval '1 millisecond' "
-                  "FROM api_tokens WHERE token_hash = decode($1, 'hex') "
-                  "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
-                  2, hex, ttl);
+                       "SELECT id, user_id, scopes, expires_at IS NOT NULL AND "
+                       "expires_at <= now() + $2::bigint * interval '1 millisecond' "
+                       "FROM api_tokens WHERE token_hash = decode($1, 'hex') "
+                       "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+                       2, hex, ttl);
   if (rc < 0) {
     return rc;
   }
@@ -234,8 +234,8 @@ static int resolve_jwt(gw_ctx *gw, const char *tok, gw_user *out) {
   uint64_t gen = gw_cache_generation(gw->auth_cache);
   if (!gw_cache_get(gw->auth_cache, key, now, &v)) {
     PGresult *res;
-    int rc = gw_db_query(gw->db, &res, "SELECT user_id FROM sessions WHERE id = $1 AND NOT revoked", 1,
-                    cl.sid, NULL);
+    int rc = gw_db_query(gw->db, &res,
+                         "SELECT user_id FROM sessions WHERE id = $1 AND NOT revoked", 1, cl.sid);
     if (rc < 0) {
       return rc;
     }

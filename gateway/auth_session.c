@@ -135,14 +135,9 @@ static int load_user(gw_ctx *gw, const char *name, int64_t *id, char *hash, size
   if (strlen(name) > USERNAME_MAX) {
     return CAIRN_ENOENT;
   }
-  PGconn *c;
   PGresult *res = NULL;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, &res, "SELECT id, password_hash FROM users WHERE username = $1", 1, name);
-  gw_db_release(gw->db, c);
+  int rc = gw_db_query(gw->db, &res, "SELECT id, password_hash FROM users WHERE username = $1",
+                       1, name);
   if (rc == 0 && PQntuples(res) == 0) {
     rc = CAIRN_ENOENT;
   }
@@ -160,19 +155,13 @@ static int start_session(gw_ctx *gw, int64_t user, const char *sid, const issued
   char uid[24], ttl[24];
   snprintf(uid, sizeof uid, "%lld", (long long)user);
   snprintf(ttl, sizeof ttl, "%lld", (long long)gw->cfg.refresh_ttl_ms);
-  PGconn *c;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, NULL,
-            "WITH s AS (INSERT INTO sessions (id, user_id) VALUES ($1, $2) RETURNING id) "
-            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) "
-            "SELECT decode($3, 'hex'), s.id, now() + $4::bigint * interval '1 millisecond' "
-            "FROM s",
-            4, sid, uid, t->refresh_hex, ttl);
-  gw_db_release(gw->db, c);
-  return rc;
+  return gw_db_query(gw->db, NULL,
+                     "WITH s AS (INSERT INTO sessions (id, user_id) VALUES ($1, $2)"
+                     " RETURNING id) "
+                     "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) "
+                     "SELECT decode($3, 'hex'), s.id,"
+                     " now() + $4::bigint * interval '1 millisecond' FROM s",
+                     4, sid, uid, t->refresh_hex, ttl);
 }
 
 /*
@@ -378,19 +367,14 @@ void gw_h_refresh(gw_req *r) {
 /* Revoke the session that owns refresh token `hex` (if any, and if not
  * already), writing its id to sid ("" when none). 0 or a database error. */
 static int revoke_by_refresh(gw_ctx *gw, const char *hex, char sid[40]) {
-  PGconn *c;
   PGresult *res = NULL;
   sid[0] = '\0';
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, &res,
-            "UPDATE sessions SET revoked = true WHERE id = "
-            "(SELECT session_id FROM refresh_tokens WHERE token_hash = decode($1, 'hex')) "
-            "RETURNING id",
-            1, hex);
-  gw_db_release(gw->db, c);
+  int rc = gw_db_query(gw->db, &res,
+                       "UPDATE sessions SET revoked = true WHERE id = "
+                       "(SELECT session_id FROM refresh_tokens"
+                       " WHERE token_hash = decode($1, 'hex')) "
+                       "RETURNING id",
+                       1, hex);
   if (rc == 0 && PQntuples(res) == 1) {
     snprintf(sid, 40, "%s", PQgetvalue(res, 0, 0));
   }
@@ -400,14 +384,7 @@ static int revoke_by_refresh(gw_ctx *gw, const char *hex, char sid[40]) {
 
 /* Revoke session `sid` (the caller's own, from its access token). */
 static int revoke_by_id(gw_ctx *gw, const char *sid) {
-  PGconn *c;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, NULL, "UPDATE sessions SET revoked = true WHERE id = $1", 1, sid);
-  gw_db_release(gw->db, c);
-  return rc;
+  return gw_db_query(gw->db, NULL, "UPDATE sessions SET revoked = true WHERE id = $1", 1, sid);
 }
 
 /*

@@ -392,12 +392,5 @@ void gw_db_warm(gw_db *db) {
 }
 
 int gw_db_ping(gw_db *db) {
-  PGconn *c;
-  int rc = gw_db_acquire(db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, NULL, "SELECT 1", 0);
-  gw_db_release(db, c);
-  return rc;
+  return gw_db_query(db, NULL, "SELECT 1", 0);
 }

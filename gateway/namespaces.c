@@ -92,21 +92,6 @@ static json_t *ns_json(const PGresult *res, int row, const char *permission, int
   return o;
 }
 
-/* Run one query with up to three text parameters on a pooled connection.
- * 0 with *res (the caller clears it) or a cairn error. */
-static int run(gw_ctx *gw, PGresult **res, const char *sql, int n, const char *a, const char *b,
-               const char *c3) {
-  PGconn *c;
-  *res = NULL;
-  int rc = gw_db_acquire(gw->db, &c);
-  if (rc < 0) {
-    return rc;
-  }
-  rc = gw_q(c, res, sql, n, a, b, c3);
-  gw_db_release(gw->db, c);
-  return rc;
-}
-
 /* Look up the caller's permission on namespace `name`, replying and
  * returning 1 when it lacks `need`: 404 with no access at all (or
  * anonymous), 403 with some access, 503 when the database failed. */
@@ -150,11 +135,11 @@ void gw_h_ns_create(gw_req *r) {
   char user[24];
   snprintf(user, sizeof user, "%lld", (long long)r->user.id);
   PGresult *res;
-  int rc = run(r->gw, &res,
-               "WITH n AS (INSERT INTO namespaces (name, owner_id, public)"
-               " VALUES ($1, $2::bigint, $3::boolean) RETURNING *)"
-               " SELECT " NS_COLS " FROM n JOIN users u ON u.id = n.owner_id",
-               3, name, user, pub ? "true" : "false");
+  int rc = gw_db_query(r->gw->db, &res,
+                       "WITH n AS (INSERT INTO namespaces (name, owner_id, public)"
+                       " VALUES ($1, $2::bigint, $3::boolean) RETURNING *)"
+                       " SELECT " NS_COLS " FROM n JOIN users u ON u.id = n.owner_id",
+                       3, name, user, pub ? "true" : "false");
   if (rc == 0 && PQntuples(res) != 1) {
     rc = CAIRN_EINTERNAL;
   }
@@ -180,13 +165,13 @@ void gw_h_ns_list(gw_req *r) {
   char user[24];
   snprintf(user, sizeof user, "%lld", (long long)r->user.id);
   PGresult *res;
-  int rc = run(r->gw, &res,
-               "SELECT " NS_COLS ", CASE WHEN n.owner_id = $1::bigint THEN 'owner'"
-               " ELSE s.permission END"
-               " FROM namespaces n JOIN users u ON u.id = n.owner_id"
-               " LEFT JOIN shares s ON s.namespace_id = n.id AND s.grantee_id = $1::bigint"
-               " WHERE n.owner_id = $1::bigint OR s.id IS NOT NULL ORDER BY n.name",
-               1, user, NULL, NULL);
+  int rc = gw_db_query(r->gw->db, &res,
+                       "SELECT " NS_COLS ", CASE WHEN n.owner_id = $1::bigint THEN 'owner'"
+                       " ELSE s.permission END"
+                       " FROM namespaces n JOIN users u ON u.id = n.owner_id"
+                       " LEFT JOIN shares s ON s.namespace_id = n.id AND s.grantee_id = $1::bigint"
+                       " WHERE n.owner_id = $1::bigint OR s.id IS NOT NULL ORDER BY n.name",
+                       1, user, NULL, NULL);
   if (rc < 0) {
     gw_reply_cairn(r, rc, "listing namespaces");
     return;
@@ -209,10 +194,10 @@ void gw_h_ns_get(gw_req *r) {
     return;
   }
   PGresult *res;
-  int rc = run(r->gw, &res,
-               "SELECT " NS_COLS ", " NS_COUNT
-               " FROM namespaces n JOIN users u ON u.id = n.owner_id WHERE n.name = $1",
-               1, name, NULL, NULL);
+  int rc = gw_db_query(r->gw->db, &res,
+                       "SELECT " NS_COLS ", " NS_COUNT
+                       " FROM namespaces n JOIN users u ON u.id = n.owner_id WHERE n.name = $1",
+                       1, name, NULL, NULL);
   if (rc == 0 && PQntuples(res) == 0) {
     rc = CAIRN_ENOENT; /* deleted since the check */
   }
@@ -246,11 +231,11 @@ void gw_h_ns_patch(gw_req *r) {
   char user[24];
   snprintf(user, sizeof user, "%lld", (long long)r->user.id);
   PGresult *res;
-  int rc = run(r->gw, &res,
-               "WITH n AS (UPDATE namespaces SET public = $3::boolean"
-               " WHERE name = $1 AND owner_id = $2::bigint RETURNING *)"
-               " SELECT " NS_COLS ", " NS_COUNT " FROM n JOIN users u ON u.id = n.owner_id",
-               3, name, user, pub ? "true" : "false");
+  int rc = gw_db_query(r->gw->db, &res,
+                       "WITH n AS (UPDATE namespaces SET public = $3::boolean"
+                       " WHERE name = $1 AND owner_id = $2::bigint RETURNING *)"
+                       " SELECT " NS_COLS ", " NS_COUNT " FROM n JOIN users u ON u.id = n.owner_id",
+                       3, name, user, pub ? "true" : "false");
   if (rc == 0 && PQntuples(res) == 0) {
     rc = CAIRN_ENOENT;
   }
