@@ -270,7 +270,10 @@ static int pick_range(gw_req *r, uint64_t size, uint64_t *start, uint64_t *len, 
   return 0;
 }
 
-static void serve_memory(gw_req *r, const gw_small_doc *d) {
+/* Answer from a document held in memory. The reply takes d->data over
+ * when it sends the whole document (d->data is then NULL); a range is
+ * copied out. */
+static void serve_memory(gw_req *r, gw_small_doc *d) {
   if (common_headers(r, d->name, d->sha256)) {
     return;
   }
@@ -279,12 +282,17 @@ static void serve_memory(gw_req *r, const gw_small_doc *d) {
   if (pick_range(r, d->len, &start, &len, &status)) {
     return;
   }
-  char *copy = cmn_malloc(len ? (size_t)len : 1);
-  memcpy(copy, d->data + start, (size_t)len);
+  char *body = d->data;
+  if (status == 200) {
+    d->data = NULL;
+  } else {
+    body = cmn_malloc(len ? (size_t)len : 1);
+    memcpy(body, d->data + start, (size_t)len);
+  }
   struct MHD_Response *resp =
-      MHD_create_response_from_buffer((size_t)len, copy, MHD_RESPMEM_MUST_FREE);
+      MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_FREE);
   if (resp == NULL) {
-    free(copy);
+    free(body);
     gw_reply_error(r, 500, "internal", "cannot build the reply");
     return;
   }
