@@ -48,29 +48,7 @@ static const gw_pg *as_user(const gw_pg *pg) { return pg->as_postgres ? pg : NUL
  * child with it. Returns the PID, or -1.
  */
 static pid_t spawn_as(char *const argv[], const char *log, const char *cwd, const gw_pg *cred) {
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-  }
-  int nul = open("/dev/null", O_RDONLY);
-  if (nul >= 0) dup2(nul, 0);
-  if (cred && (setgroups(0, NULL) != 0 || setgid(cred->gid) != 0 || setuid(cred->uid) != 0)) {
-    fprintf(stderr, "cannot switch to uid %ld: %s\n", (long)cred->uid, strerror(errno));
-    _exit(126);
-  }
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(125); /* the test died before the prctl */
-  if (cwd && chdir(cwd) != 0) _exit(124);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  execv(argv[0], argv);
-  fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-  _exit(127);
+  return it_spawn_as(argv, log, cwd, cred ? cred->uid : (uid_t)-1, cred ? cred->gid : (gid_t)-1);
 }
 
 /* Run argv to completion within timeout_ms (then SIGKILL). Exit status, or

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -49,10 +50,10 @@ void it_bin(char *out, size_t n, const char *name) {
   snprintf(out, n, "%s/%s", dir && *dir ? dir : ".", name);
 }
 
-static pid_t spawn_to(char *const argv[], const char *log) {
+pid_t it_spawn_as(char *const argv[], const char *log, const char *cwd, uid_t uid, gid_t gid) {
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid != 0) return pid;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
   int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd >= 0) {
     dup2(fd, 1);
@@ -60,16 +61,24 @@ static pid_t spawn_to(char *const argv[], const char *log) {
   }
   int nul = open("/dev/null", O_RDONLY);
   if (nul >= 0) dup2(nul, 0);
+  if (uid != (uid_t)-1 && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) {
+    fprintf(stderr, "cannot switch to uid %ld: %s\n", (long)uid, strerror(errno));
+    _exit(126);
+  }
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(125); /* the test died before the prctl */
+  if (cwd && chdir(cwd) != 0) _exit(124);
   /* Unblock what the test may have blocked. */
-  sigset_t all;
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   execv(argv[0], argv);
+  fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
   _exit(127);
 }
 
 int it_spawn(it_proc *p, char *const argv[]) {
-  pid_t pid = spawn_to(argv, p->log);
+  pid_t pid = it_spawn_as(argv, p->log, NULL, (uid_t)-1, (gid_t)-1);
   if (pid < 0) return -1;
   p->pid = pid;
   return 0;

@@ -32,6 +32,12 @@ void it_bin(char *out, size_t n, const char *name);
 /* Start argv[0] with argv, output appended to p->log. 0 or -1. */
 int it_spawn(it_proc *p, char *const argv[]);
 
+/* Fork and exec argv[0] with stdout/stderr appended to `log`, stdin from
+ * /dev/null, signals unblocked, killed when the test dies, in `cwd` (NULL:
+ * unchanged) and as uid/gid (uid (uid_t)-1: unchanged). The child's pid,
+ * or -1 when fork failed. */
+pid_t it_spawn_as(char *const argv[], const char *log, const char *cwd, uid_t uid, gid_t gid);
+
 /* Run argv to completion (bounded by timeout_ms, then killed); returns its
  * exit status, or -1 when it could not run or was killed. Output to `log`. */
 int it_run(char *const argv[], const char *log, int timeout_ms);
