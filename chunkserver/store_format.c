@@ -261,6 +261,24 @@ int cs__pwrite(int fd, const void *buf, size_t n, uint64_t off) {
   return 0;
 }
 
+int cs__pwrite_bulk(int fd, const void *buf, size_t n, uint64_t off) {
+  const char *p = buf;
+  while (n > 0) {
+    size_t k = n < CS__BULK_PIECE ? n : CS__BULK_PIECE;
+    int rc = cs__pwrite(fd, p, k, off);
+    if (rc != 0) return rc;
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* Start writeback of this piece now; only a hint, so errors are left
+     * to the fdatasync that follows. */
+    (void)sync_file_range(fd, (off_t)off, (off_t)k, SYNC_FILE_RANGE_WRITE);
+#endif
+    p += k;
+    off += k;
+    n -= k;
+  }
+  return 0;
+}
+
 int cs__fdatasync(int fd) {
   while (fdatasync(fd) != 0) {
     if (errno != EINTR) return cs__io_err(errno);

@@ -275,6 +275,12 @@ void cs__side_path(const cs_store *s, unsigned dir, uint64_t handle, uint64_t ve
  * or a negative code; pwrite returns 0 or a negative code. */
 int64_t cs__pread(int fd, void *buf, size_t n, uint64_t off);
 int cs__pwrite(int fd, const void *buf, size_t n, uint64_t off);
+/* pwrite of a large range in CS__BULK_PIECE pieces, starting the
+ * writeback of each piece as soon as it is in the page cache, so the copy of
+ * the next piece overlaps the disk writing the previous one and the
+ * fdatasync that follows has little left to wait for. */
+#define CS__BULK_PIECE (2u << 20)
+int cs__pwrite_bulk(int fd, const void *buf, size_t n, uint64_t off);
 int cs__fdatasync(int fd);
 int cs__fsync_dir_of(const char *path);
 /* errno -> cairn code for I/O: ENOSPC/EDQUOT, EROFS -> EREADONLY, else EIO. */

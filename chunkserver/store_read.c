@@ -298,7 +298,7 @@ int cs_store_import_write(cs_store_import_ctx *imp, const void *data, size_t len
   if (cmn_crc32c(0, data, len) != crc) return imp->err = CAIRN_ECHECKSUM;
   if (len > imp->length - imp->received) return imp->err = CAIRN_ERANGE;
   int rc = cs__step(s, "import.write");
-  if (rc == 0) rc = cs__pwrite(imp->fd, data, len, s->g.data_off + imp->received);
+  if (rc == 0) rc = cs__pwrite_bulk(imp->fd, data, len, s->g.data_off + imp->received);
   if (rc != 0) {
     cs__dir_error(s, imp->dir, rc, "import", imp->handle);
     return imp->err = rc;

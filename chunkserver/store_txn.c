@@ -304,7 +304,7 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
   if ((rc = cs__step(s, "prepare.data")) != 0) goto fail;
   if (p.kind == CS_STORE_KIND_APPEND) {
     wrote_data = true;
-    rc = cs__pwrite(fd, data, len, s->g.data_off + L);
+    rc = cs__pwrite_bulk(fd, data, len, s->g.data_off + L);
   } else if (p.kind == CS_STORE_KIND_PAD) {
     wrote_data = true;
     rc = write_pad(s, fd, L);
