@@ -59,8 +59,20 @@ int cs_pushbuf_append(cs_push *p, const void *data, size_t len);
  * failure the push is dropped. Either way `p` is no longer the caller's. */
 int cs_pushbuf_finish(cs_push *p);
 
-/* Abandon a push in progress (connection lost); frees its reservation. */
+/* Abandon a push in progress (connection lost); frees its reservation
+ * (once the last hold is gone). */
 void cs_pushbuf_cancel(cs_push *p);
+
+/* Keep the bytes of `p` (any state) allocated until unhold, whatever
+ * happens to the push meanwhile (finish, cancel, drop; expiry skips it):
+ * for a reader of bytes already appended, such as the data plane's stager.
+ * The push's owner may go on appending while it is held. */
+void cs_pushbuf_hold(cs_push *p);
+void cs_pushbuf_unhold(cs_push *p);
+/* The TTL given to cs_pushbuf_new. */
+int64_t cs_pushbuf_ttl_ms(const cs_pushbuf *pb);
+/* The push's bytes: [0, bytes appended so far) are readable. */
+const uint8_t *cs_pushbuf_bytes(const cs_push *p);
 
 /* Take a reference on the visible push `id`: *data (valid until put),
  * *len and *crc. Errors: CAIRN_ENOENT (unknown, still arriving, expired). */

@@ -217,6 +217,40 @@ size_t cs_store_count(cs_store *s);
 #define CS_STORE_PAD 1u /* flags: prepare zero-fill to the chunk size */
 
 /*
+ * Staging, an optimisation of APPEND invisible to readers: while a push
+ * arrives, the data plane writes its bytes where an APPEND will put them,
+ * past the committed length of the replica, so the prepare that follows
+ * finds them in place with their writeback begun instead of writing them
+ * then. Committed state never changes by staging.
+ *  - begin claims the tail of replica (handle, version) for `len` bytes at
+ *    `offset` (CS_STORE_STAGE_END: wherever the committed length is then).
+ *    Refused (the caller simply does not stage): CAIRN_ENOENT, CAIRN_ESTALE,
+ *    CAIRN_ECORRUPT, CAIRN_EREADONLY (dir not OK), CAIRN_EBUSY (a mutation
+ *    is pending), CAIRN_ECONFLICT (offset is not the committed length),
+ *    CAIRN_ERANGE (past the chunk size), CAIRN_EIO. A new stage on a chunk
+ *    replaces the old one. On success *out is the caller's until end.
+ *  - write appends the next bytes. CAIRN_ECANCELED once the claim is lost,
+ *    another code when the write failed; the caller then stops writing.
+ *  - end: the writer is done with the stage (always call it once).
+ * A prepare of exactly the staged bytes (APPEND at the same offset, same
+ * length and CRC, all written) does not write them again; it waits for a
+ * stage still being written while bytes keep coming. Any other prepare on
+ * the chunk cuts the staged bytes off first. cs_store_stage_reap cuts off
+ * stages idle for over `idle_ms` that no prepare took; returns how many.
+ * Threads: all do disk I/O (worker threads); one writer per stage; they
+ * need no serialisation with the other calls on the chunk.
+ */
+#define CS_STORE_STAGE_END UINT64_MAX
+typedef struct cs_stage cs_stage;
+int cs_store_stage_begin(cs_store *s, uint64_t handle, uint64_t version, uint64_t offset,
+                         uint64_t len, cs_stage **out);
+/* Where the stage's bytes go in the chunk (resolves CS_STORE_STAGE_END). */
+uint64_t cs_store_stage_offset(const cs_stage *st);
+int cs_store_stage_write(cs_stage *st, const void *data, size_t len);
+void cs_store_stage_end(cs_stage *st);
+int cs_store_stage_reap(cs_store *s, int64_t idle_ms);
+
+/*
  * Phase one: check and make a mutation durable in undoable form, then
  * return 0 (the yes vote). `crc` is the CRC32C of data[0, len). Serials
  * are per (handle, version), nonzero, and increase; one mutation per chunk

@@ -521,6 +521,7 @@ static void on_expire(uv_timer_t *t) {
   cs_dataplane *dp = t->data;
   int n = cs_pushbuf_expire(dp->push, cmn_mono_ms());
   if (n > 0) CMN_INFO(CS__DP_LOG, "pushes expired count=%d", n);
+  cs__dp_stage_reap(dp);
 }
 
 /* Register the series when a registry is given (shared between instances

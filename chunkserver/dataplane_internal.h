@@ -35,10 +35,12 @@
 #define CS__DP_RBUF (128u << 10)  /* read buffer of an upstream connection */
 #define CS__DP_LINGER_MS 2000     /* lingering close after an ERROR */
 #define CS__DP_PEER_MAX 64
+#define CS__DP_STAGE_MIN (256u << 10) /* smaller pushes are not staged */
 
 typedef struct cs__dp_conn cs__dp_conn;
 typedef struct cs__dp_down cs__dp_down;
 typedef struct cs__dp_read cs__dp_read;
+typedef struct cs__dp_stager cs__dp_stager;
 
 /* What a connection is doing. */
 typedef enum cs__dp_state {
@@ -76,6 +78,8 @@ struct cs_dataplane {
   size_t fwd_max, read_max;
   int port;
   bool stopping;
+  bool reaping;         /* a cs_store_stage_reap job is on the thread pool */
+  uv_work_t reap_work;
   int refs;             /* open handles + live conns + live downs */
   cs__dp_conn *conns;   /* live connections (doubly linked) */
   uint64_t nconns;      /* in the list */
@@ -106,6 +110,7 @@ struct cs__dp_conn {
   int push_status; /* this server's result, once PUSH_END came */
   int down_status; /* the chain's result, once known */
   cs__dp_down *down;
+  cs__dp_stager *stager; /* NULL when the push is not staged */
   /* the read in progress (READ) */
   cs__dp_read *rd;
 };
@@ -160,6 +165,20 @@ void cs__dp_push_end(cs__dp_conn *c, const cmn_frame *f);
 void cs__dp_push_abort(cs__dp_conn *c);
 /* True when reading from upstream must wait for the next hop. */
 bool cs__dp_push_blocked(const cs__dp_conn *c);
+
+/* ---- dataplane_stage.c ---- */
+
+/* Stage the bytes of `push` (`total` long) where `place` says they will
+ * land; NULL when not worth it (small push) or there is no store. */
+cs__dp_stager *cs__dp_stage_start(cs_dataplane *dp, cs_push *push, const cmn_frame_place *place,
+                                  uint64_t total);
+/* [0, have) of the push are in the push buffer. */
+void cs__dp_stage_feed(cs__dp_stager *g, uint64_t have);
+/* The connection is done with the push: `complete` when every byte came
+ * and verified, else staging stops. The stager is no longer the caller's. */
+void cs__dp_stage_detach(cs__dp_stager *g, bool complete);
+/* Expiry tick: cut off stages idle for longer than the push TTL. */
+void cs__dp_stage_reap(cs_dataplane *dp);
 
 /* ---- dataplane_read.c ---- */
 

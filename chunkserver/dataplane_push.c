@@ -334,6 +334,8 @@ static void down_start(cs__dp_conn *c, const cmn_frame_push_begin *b) {
   fwd->total_len = b->total_len;
   fwd->crc32c = b->crc32c;
   fwd->chain_count = b->chain_count - 1;
+  fwd->has_place = b->has_place;
+  fwd->place = b->place;
   for (uint32_t i = 1; i < b->chain_count; i++)
     memcpy(fwd->chain[i - 1], b->chain[i], sizeof fwd->chain[0]);
   uint8_t frame[CMN_FRAME_CTRL_FRAME_MAX];
@@ -450,6 +452,7 @@ void cs__dp_push_begin(cs__dp_conn *c, const cmn_frame *f) {
   c->down_status = 0;
   CMN_DEBUG(CS__DP_LOG, "push begin peer=%s id=%s bytes=%llu next=%s", c->peer, hex,
             (unsigned long long)b->total_len, b->chain_count ? b->chain[0] : "-");
+  if (b->has_place) c->stager = cs__dp_stage_start(dp, c->push, &b->place, b->total_len);
   if (b->chain_count > 0) down_start(c, b);
 done:
   free(b);
@@ -468,6 +471,7 @@ void cs__dp_push_data(cs__dp_conn *c, const cmn_frame *f) {
     return;
   }
   c->push_got += f->len;
+  if (c->stager) cs__dp_stage_feed(c->stager, c->push_got);
   cs__dp_stat_add(&dp->st.push_bytes_in, f->len);
   if (dp->m_bytes_in) cmn_counter_add(dp->m_bytes_in, f->len);
   if (!c->down) return;
@@ -508,6 +512,10 @@ void cs__dp_push_end(cs__dp_conn *c, const cmn_frame *f) {
     c->push_status = cs_pushbuf_finish(c->push);
   }
   c->push = NULL;
+  if (c->stager) {
+    cs__dp_stage_detach(c->stager, c->push_status == 0);
+    c->stager = NULL;
+  }
   if (c->push_status < 0 && c->push_status != e.status) {
     char hex[2 * CMN_FRAME_DATA_ID_SIZE + 1];
     id_hex(c->push_id, hex);
@@ -533,6 +541,10 @@ void cs__dp_push_abort(cs__dp_conn *c) {
   if (c->state == CS__DP_PUSH || c->state == CS__DP_PUSH_ACK) {
     cs__dp_stat_add(&c->dp->st.pushes_failed, 1);
     if (c->dp->m_push_failed) cmn_counter_inc(c->dp->m_push_failed);
+  }
+  if (c->stager) {
+    cs__dp_stage_detach(c->stager, false);
+    c->stager = NULL;
   }
   if (c->push) {
     cs_pushbuf_cancel(c->push);

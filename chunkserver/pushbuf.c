@@ -34,7 +34,7 @@
 /* Largest push: one chunk of the largest size the store allows (1 GiB). */
 #define PUSH_MAX (1ull << 30)
 
-enum { PUSH_RECEIVING = 0, PUSH_VISIBLE = 1 };
+enum { PUSH_RECEIVING = 0, PUSH_VISIBLE = 1, PUSH_GONE = 2 /* cancelled or failed, still held */ };
 
 struct cs_push {
   cs_pushbuf *pb;
@@ -169,6 +169,17 @@ static void release(cs_pushbuf *pb, cs_push *p) {
   free(p);
 }
 
+/* `p` is finished with (cancelled, failed, dropped): release it now, or
+ * once the last reference is put when some are held. Lock held. */
+static void release_or_defer(cs_pushbuf *pb, cs_push *p) {
+  if (p->refs > 0) {
+    p->dropped = true;
+    if (p->state == PUSH_RECEIVING) p->state = PUSH_GONE;
+    return;
+  }
+  release(pb, p);
+}
+
 int cs_pushbuf_new(uint64_t budget, int64_t ttl_ms, cs_pushbuf **out) {
   if (!out || budget == 0 || ttl_ms <= 0) return CAIRN_EINVAL;
   cs_pushbuf *pb = cmn_calloc(1, sizeof *pb);
@@ -278,7 +289,7 @@ int cs_pushbuf_finish(cs_push *p) {
     rc = CAIRN_ECHECKSUM;
   pthread_mutex_lock(&pb->mu);
   if (rc < 0) {
-    release(pb, p);
+    release_or_defer(pb, p);
   } else {
     p->state = PUSH_VISIBLE;
     p->touched_ms = cmn_mono_ms();
@@ -291,9 +302,27 @@ void cs_pushbuf_cancel(cs_push *p) {
   if (!p || p->state != PUSH_RECEIVING) return;
   cs_pushbuf *pb = p->pb;
   pthread_mutex_lock(&pb->mu);
-  release(pb, p);
+  release_or_defer(pb, p);
   pthread_mutex_unlock(&pb->mu);
 }
+
+void cs_pushbuf_hold(cs_push *p) {
+  pthread_mutex_lock(&p->pb->mu);
+  p->refs++;
+  pthread_mutex_unlock(&p->pb->mu);
+}
+
+void cs_pushbuf_unhold(cs_push *p) {
+  cs_pushbuf *pb = p->pb;
+  pthread_mutex_lock(&pb->mu);
+  p->touched_ms = cmn_mono_ms();
+  if (--p->refs == 0 && p->dropped) release(pb, p);
+  pthread_mutex_unlock(&pb->mu);
+}
+
+int64_t cs_pushbuf_ttl_ms(const cs_pushbuf *pb) { return pb->ttl_ms; }
+
+const uint8_t *cs_pushbuf_bytes(const cs_push *p) { return p->data; }
 
 int cs_pushbuf_get(cs_pushbuf *pb, const uint8_t id[CS_DATA_ID_LEN], const void **data,
                    uint64_t *len, uint32_t *crc) {
@@ -331,12 +360,7 @@ void cs_pushbuf_drop(cs_pushbuf *pb, const uint8_t id[CS_DATA_ID_LEN]) {
   if (!pb || !id) return;
   pthread_mutex_lock(&pb->mu);
   cs_push *p = find(pb, id);
-  if (p && p->state == PUSH_VISIBLE) {
-    if (p->refs == 0)
-      release(pb, p);
-    else
-      p->dropped = true;
-  }
+  if (p && p->state == PUSH_VISIBLE) release_or_defer(pb, p);
   pthread_mutex_unlock(&pb->mu);
 }
 

@@ -225,6 +225,7 @@ fail:
 
 void cs_store_close(cs_store *s) {
   if (!s) return;
+  cs__stage_free_all(s);
   cs__index_free(&s->index);
   free(s->pend);
   for (size_t i = 0; i < s->ndirs; i++) free(s->dirs[i].path);

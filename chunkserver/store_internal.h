@@ -263,6 +263,7 @@ struct cs_store {
   cs__index index;
   cs__pending *pend;
   size_t npend, cap_pend;
+  cs_stage *stages;         /* store_stage.c: at most one per chunk */
 };
 
 /* Paths (buffers of PATH_MAX; open() checked dir lengths so they fit). */
@@ -285,6 +286,16 @@ int cs__fdatasync(int fd);
 int cs__fsync_dir_of(const char *path);
 /* errno -> cairn code for I/O: ENOSPC/EDQUOT, EROFS -> EREADONLY, else EIO. */
 int cs__io_err(int err);
+
+/* ---- store_stage.c ---- */
+
+/* A prepare of `p` (not yet written; `fd` is the replica file) takes the
+ * chunk's stage, if any: true when the stage holds exactly p's bytes in
+ * place (an APPEND, same offset, length and CRC, same file), which then
+ * need not be written again; otherwise the staged bytes are cut off. */
+bool cs__stage_take(cs_store *s, const cs__pending *p, int fd);
+/* cs_store_close: drop the list (no writer may be left). */
+void cs__stage_free_all(cs_store *s);
 
 /* Fault injection point: 0 to go on; a negative code to fail the step; on
  * a simulated crash marks the store dead and returns CAIRN_EIO. */

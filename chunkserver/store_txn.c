@@ -301,10 +301,12 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
     rc = cs__verify_blocks(&s->g, fd, slot, L, (uint32_t)(L / B), (uint32_t)(L / B), scratch, &bad);
     if (rc != 0) goto fail;
   }
+  /* Bytes staged past the committed length are this APPEND's, or go. */
+  bool staged = cs__stage_take(s, &p, fd);
   if ((rc = cs__step(s, "prepare.data")) != 0) goto fail;
   if (p.kind == CS_STORE_KIND_APPEND) {
     wrote_data = true;
-    rc = cs__pwrite_bulk(fd, data, len, s->g.data_off + L);
+    if (!staged) rc = cs__pwrite_bulk(fd, data, len, s->g.data_off + L);
   } else if (p.kind == CS_STORE_KIND_PAD) {
     wrote_data = true;
     rc = write_pad(s, fd, L);

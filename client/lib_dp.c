@@ -214,7 +214,8 @@ int64_t cairn__dp_read(cairn_client *c, const cairn__replica *r, uint64_t handle
 }
 
 int cairn__dp_push(cairn_client *c, const cairn__replica *head, const char *const *chain,
-                   size_t nchain, const uint8_t id[16], const void *data, size_t len) {
+                   size_t nchain, const uint8_t id[16], const void *data, size_t len,
+                   const cmn_frame_place *place) {
   for (bool fresh = false;; fresh = true) {
     cmn_dp_conn *conn;
     bool reused;
@@ -223,7 +224,7 @@ int cairn__dp_push(cairn_client *c, const cairn__replica *head, const char *cons
       if (unreachable_error(rc)) note_unreachable(c->dp, head->data_addr);
       return rc;
     }
-    rc = cmn_dp_push(conn, id, data, len, chain, nchain);
+    rc = cmn_dp_push_at(conn, id, data, len, chain, nchain, place);
     if (rc != 0)
       CMN_DEBUG(CAIRN__LOG, "push failed server=%s chain=%zu error=%s message=\"%s\"", head->id,
                 nchain, cairn_err_name(rc), cmn_dp_error(conn));

@@ -287,10 +287,12 @@ void cairn__chunk_size_learn(cairn_client *c, uint64_t chunk_size);
 int64_t cairn__dp_read(cairn_client *c, const cairn__replica *r, uint64_t handle,
                        uint64_t version, uint64_t offset, size_t len, void *buf);
 
-/* Push `len` bytes under `id` to `head` and along `chain` (data addresses).
- * 0 or the push's error. */
+/* Push `len` bytes under `id` to `head` and along `chain` (data addresses),
+ * telling the servers where they are expected to land (`place`, may be
+ * NULL) so they can stage them. 0 or the push's error. */
 int cairn__dp_push(cairn_client *c, const cairn__replica *head, const char *const *chain,
-                   size_t nchain, const uint8_t id[16], const void *data, size_t len);
+                   size_t nchain, const uint8_t id[16], const void *data, size_t len,
+                   const cmn_frame_place *place);
 
 /* Did the data plane at addr fail to answer lately (connect refused or
  * timed out, connection broken)? Such servers are read last and left out

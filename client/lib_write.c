@@ -48,14 +48,14 @@
  * leaving out secondaries that did not answer lately: 0 if the primary and
  * a quorum took them. */
 static int push_each(cairn_client *c, const cairn__loc *l, uint8_t id[16], const void *data,
-                     size_t len) {
+                     size_t len, const cmn_frame_place *place) {
   int rc = cmn_random_bytes(id, 16);
   if (rc != 0) return rc;
   size_t ok = 0;
   int first_rc = 0;
   for (size_t i = 0; i < l->n; i++) {
     if (i > 0 && cairn__dp_suspect(c, l->rep[i].data_addr)) continue;
-    int r = cairn__dp_push(c, &l->rep[i], NULL, 0, id, data, len);
+    int r = cairn__dp_push(c, &l->rep[i], NULL, 0, id, data, len, place);
     if (r == 0) ok++;
     else if (i == 0) first_rc = r;
   }
@@ -81,8 +81,12 @@ static int mutate_once(cairn_client *c, const cairn__loc *l, const char *method,
     chain[i - 1] = l->rep[i].data_addr;
     suspect = suspect || cairn__dp_suspect(c, chain[i - 1]);
   }
-  rc = suspect ? CAIRN_EUNAVAIL : cairn__dp_push(c, &l->rep[0], chain, l->n - 1, id, data, len);
-  if (rc != 0 && l->n > 1) rc = push_each(c, l, id, data, len);
+  /* Where the bytes will land, so the servers can stage them on arrival. */
+  cmn_frame_place place = {.handle = l->handle, .version = l->version,
+                           .offset = strcmp(method, "Append") == 0 ? CMN_FRAME_PLACE_END : off};
+  rc = suspect ? CAIRN_EUNAVAIL
+               : cairn__dp_push(c, &l->rep[0], chain, l->n - 1, id, data, len, &place);
+  if (rc != 0 && l->n > 1) rc = push_each(c, l, id, data, len, &place);
   if (rc != 0) return rc;
 
   Cairn__V1__ServerAddress addrs[CAIRN__MAX_REPLICAS], *ptrs[CAIRN__MAX_REPLICAS];

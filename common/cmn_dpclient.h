@@ -31,6 +31,8 @@
 #ifndef CMN_DPCLIENT_H
 #define CMN_DPCLIENT_H
 
+#include "cmn_frame.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,6 +87,13 @@ int cmn_dp_ping(cmn_dp_conn *c);
 int cmn_dp_push(cmn_dp_conn *c, const uint8_t id[16], const void *data, size_t len,
                 const char *const *chain, size_t nchain);
 
+/* The same, telling every server where the bytes are expected to land
+ * (`place`, may be NULL): a hint that lets them stage the bytes in the
+ * replica file while they arrive, so the write that follows has less to do.
+ * A wrong hint costs nothing but the staging. */
+int cmn_dp_push_at(cmn_dp_conn *c, const uint8_t id[16], const void *data, size_t len,
+                   const char *const *chain, size_t nchain, const cmn_frame_place *place);
+
 /* The same push in parts: begin announces `total` bytes and their CRC32C,
  * write sends the next bytes (any sizes; sent as frames of at most 1 MiB),
  * finish sends PUSH_END and returns the PUSH_ACK status as cmn_dp_push.
@@ -94,6 +103,8 @@ int cmn_dp_push(cmn_dp_conn *c, const uint8_t id[16], const void *data, size_t l
  * without one, write past `total`, finish before `total` bytes. */
 int cmn_dp_push_begin(cmn_dp_conn *c, const uint8_t id[16], uint64_t total, uint32_t crc,
                       const char *const *chain, size_t nchain);
+int cmn_dp_push_begin_at(cmn_dp_conn *c, const uint8_t id[16], uint64_t total, uint32_t crc,
+                         const char *const *chain, size_t nchain, const cmn_frame_place *place);
 int cmn_dp_push_write(cmn_dp_conn *c, const void *data, size_t len);
 int cmn_dp_push_finish(cmn_dp_conn *c);
 int cmn_dp_push_abort(cmn_dp_conn *c, int code);

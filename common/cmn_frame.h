@@ -50,8 +50,12 @@
  *                     (reflection), and both nonces bind it to the session.
  *   ERROR       both  cairn error code + message; the sender closes after it
  *   PING, PONG  both  u64 token echoed back
- *   PUSH_BEGIN  c->s  data id, total length, crc32c of the whole data, and
- *                     the rest of the chain (host:port strings)
+ *   PUSH_BEGIN  c->s  data id, total length, crc32c of the whole data, the
+ *                     rest of the chain (host:port strings), and optionally
+ *                     where the bytes are expected to land (handle, version,
+ *                     offset in the chunk or "at its end"): a hint that lets
+ *                     a chunkserver stage them in the replica file while
+ *                     they arrive; it never decides where they land
  *   PUSH_DATA   c->s  the next bytes of the push (1 B .. 1 MiB per frame)
  *   PUSH_END    c->s  data id, status (0, or a code that aborts the push),
  *                     bytes sent
@@ -129,7 +133,9 @@
 
 /* Largest control payload (PUSH_BEGIN with a full chain) and frame: a buffer
  * of CMN_FRAME_CTRL_FRAME_MAX bytes always holds any encoded control frame. */
-#define CMN_FRAME_CTRL_PAYLOAD_MAX (29 + CMN_FRAME_CHAIN_MAX * (1 + CMN_FRAME_ADDR_MAX))
+#define CMN_FRAME_PLACE_SIZE 25 /* the optional placement of PUSH_BEGIN */
+#define CMN_FRAME_CTRL_PAYLOAD_MAX \
+  (29 + CMN_FRAME_CHAIN_MAX * (1 + CMN_FRAME_ADDR_MAX) + CMN_FRAME_PLACE_SIZE)
 #define CMN_FRAME_CTRL_FRAME_MAX (CMN_FRAME_HEADER_SIZE + CMN_FRAME_CTRL_PAYLOAD_MAX)
 
 /* The frame types. Values are part of the wire format. */
@@ -280,16 +286,29 @@ typedef struct cmn_frame_ping {
   uint64_t token;
 } cmn_frame_ping;
 
+/* Where a push's bytes are expected to land: replica (handle, version) at
+ * `offset` in the chunk, or at whatever its end is (CMN_FRAME_PLACE_END).
+ * Only a hint for staging (see PUSH_BEGIN); handle and version are not 0,
+ * an offset is below CMN_FRAME_CHUNK_MAX. On the wire: u8 1, then the three
+ * u64, after the chain. */
+#define CMN_FRAME_PLACE_END UINT64_MAX
+typedef struct cmn_frame_place {
+  uint64_t handle, version, offset;
+} cmn_frame_place;
+
 /* Start of a push. `chain` holds the servers still to receive the data after
  * the one this frame is sent to, in order: each "host:port" (1..255 bytes of
  * 0x21..0x7e, a ':' followed by a port 1..65535, a non-empty host).
- * `total_len` is 1..CMN_FRAME_CHUNK_MAX; `data_id` is not all zero. */
+ * `total_len` is 1..CMN_FRAME_CHUNK_MAX; `data_id` is not all zero.
+ * `has_place` says whether `place` is sent. */
 typedef struct cmn_frame_push_begin {
   uint8_t data_id[CMN_FRAME_DATA_ID_SIZE];
   uint64_t total_len;
   uint32_t crc32c;      /* of the whole data */
   uint32_t chain_count; /* 0..CMN_FRAME_CHAIN_MAX */
   char chain[CMN_FRAME_CHAIN_MAX][CMN_FRAME_ADDR_MAX + 1];
+  bool has_place;
+  cmn_frame_place place;
 } cmn_frame_push_begin;
 
 /* PUSH_END (client -> server) and PUSH_ACK (server -> client). `status` is 0

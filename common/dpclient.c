@@ -346,6 +346,11 @@ int cmn_dp_ping(cmn_dp_conn *c) {
 
 int cmn_dp_push_begin(cmn_dp_conn *c, const uint8_t id[16], uint64_t total, uint32_t crc,
                       const char *const *chain, size_t nchain) {
+  return cmn_dp_push_begin_at(c, id, total, crc, chain, nchain, NULL);
+}
+
+int cmn_dp_push_begin_at(cmn_dp_conn *c, const uint8_t id[16], uint64_t total, uint32_t crc,
+                         const char *const *chain, size_t nchain, const cmn_frame_place *place) {
   int rc = usable(c);
   if (rc < 0) return rc;
   if (c->pushing) return set_err(c, CAIRN_EINVAL, "a push is already open");
@@ -363,11 +368,16 @@ int cmn_dp_push_begin(cmn_dp_conn *c, const uint8_t id[16], uint64_t total, uint
     }
     strcpy(b->chain[i], chain[i]);
   }
+  if (place) {
+    b->has_place = true;
+    b->place = *place;
+  }
   uint8_t frame[CMN_FRAME_CTRL_FRAME_MAX];
   int n = cmn_frame_encode_push_begin(b, frame, sizeof frame);
   free(b);
   if (n < 0)
-    return set_err(c, CAIRN_EINVAL, "invalid push (zero id, length 0 or over %llu, bad chain)",
+    return set_err(c, CAIRN_EINVAL,
+                   "invalid push (zero id, length 0 or over %llu, bad chain or placement)",
                    (unsigned long long)CMN_FRAME_CHUNK_MAX);
   if ((rc = send_frame(c, frame, (size_t)n)) < 0) return rc;
   c->pushing = true;
@@ -450,8 +460,13 @@ int cmn_dp_push_abort(cmn_dp_conn *c, int code) {
 
 int cmn_dp_push(cmn_dp_conn *c, const uint8_t id[16], const void *data, size_t len,
                 const char *const *chain, size_t nchain) {
+  return cmn_dp_push_at(c, id, data, len, chain, nchain, NULL);
+}
+
+int cmn_dp_push_at(cmn_dp_conn *c, const uint8_t id[16], const void *data, size_t len,
+                   const char *const *chain, size_t nchain, const cmn_frame_place *place) {
   if (!c || (!data && len)) return c ? set_err(c, CAIRN_EINVAL, "no data") : CAIRN_EINVAL;
-  int rc = cmn_dp_push_begin(c, id, len, cmn_crc32c(0, data, len), chain, nchain);
+  int rc = cmn_dp_push_begin_at(c, id, len, cmn_crc32c(0, data, len), chain, nchain, place);
   if (rc == 0) rc = cmn_dp_push_write(c, data, len);
   if (rc == 0) rc = cmn_dp_push_finish(c);
   return rc;

@@ -316,6 +316,16 @@ static int check_push_begin(const cmn_frame_push_begin *m, char *err, size_t err
   return 0;
 }
 
+static int check_place(const cmn_frame_place *pl, char *err, size_t errlen) {
+  if (pl->handle == 0 || pl->version == 0)
+    return bad(err, errlen, "PUSH_BEGIN placement has handle %llu, version %llu: neither may be 0",
+               (unsigned long long)pl->handle, (unsigned long long)pl->version);
+  if (pl->offset != CMN_FRAME_PLACE_END && pl->offset >= CMN_FRAME_CHUNK_MAX)
+    return bad(err, errlen, "PUSH_BEGIN placement offset %llu is outside the chunk",
+               (unsigned long long)pl->offset);
+  return 0;
+}
+
 int cmn_frame_encode_push_begin(const cmn_frame_push_begin *m, void *buf, size_t cap) {
   if (!m || !buf) return CAIRN_EINVAL;
   ENC_CHECK(check_push_begin(m, NULL, 0));
@@ -324,6 +334,10 @@ int cmn_frame_encode_push_begin(const cmn_frame_push_begin *m, void *buf, size_t
     lens[i] = field_len(m->chain[i], CMN_FRAME_ADDR_MAX);
     ENC_CHECK(check_addr(i, (const uint8_t *)m->chain[i], lens[i], NULL, 0));
     plen += 1 + lens[i];
+  }
+  if (m->has_place) {
+    ENC_CHECK(check_place(&m->place, NULL, 0));
+    plen += CMN_FRAME_PLACE_SIZE;
   }
   if (room(cap, plen) < 0) return CAIRN_ETOOBIG;
   uint8_t *p = (uint8_t *)buf + CMN_FRAME_HEADER_SIZE;
@@ -337,11 +351,18 @@ int cmn_frame_encode_push_begin(const cmn_frame_push_begin *m, void *buf, size_t
     memcpy(p + off, m->chain[i], lens[i]);
     off += lens[i];
   }
+  if (m->has_place) {
+    p[off] = 1;
+    xx_frame_put_u64(p + off + 1, m->place.handle);
+    xx_frame_put_u64(p + off + 9, m->place.version);
+    xx_frame_put_u64(p + off + 17, m->place.offset);
+  }
   return seal(CMN_FRAME_PUSH_BEGIN, buf, plen);
 }
 
 /* Walk the chain entries: each a u8 length and that many bytes, checked
- * before being copied; the last entry must end exactly at the payload end. */
+ * before being copied; then either the payload ends, or the placement
+ * (tag 1 and three u64) ends it exactly. */
 int cmn_frame_decode_push_begin(const void *payload, size_t len, cmn_frame_push_begin *out,
                                 char *err, size_t errlen) {
   const uint8_t *p = payload;
@@ -368,9 +389,16 @@ int cmn_frame_decode_push_begin(const void *payload, size_t len, cmn_frame_push_
     out->chain[i][n] = '\0';
     off += n;
   }
-  if (off != len)
-    return bad(err, errlen, "PUSH_BEGIN payload has %zu trailing bytes after the chain", len - off);
-  return 0;
+  out->has_place = false;
+  if (off == len) return 0;
+  if (len - off != CMN_FRAME_PLACE_SIZE || p[off] != 1)
+    return bad(err, errlen, "PUSH_BEGIN payload has %zu trailing bytes after the chain that are "
+               "not a placement", len - off);
+  out->has_place = true;
+  out->place.handle = xx_frame_get_u64(p + off + 1);
+  out->place.version = xx_frame_get_u64(p + off + 9);
+  out->place.offset = xx_frame_get_u64(p + off + 17);
+  return check_place(&out->place, err, errlen);
 }
 
 /* ------------------------------------------------------------ PUSH_END, PUSH_ACK */

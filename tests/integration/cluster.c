@@ -208,7 +208,10 @@ static int write_once(it_cluster *c, const Cairn__V1__ChunkLocation *loc, const 
   cmn_dp_conn *conn;
   int rc = cmn_dp_connect(loc->replicas[0]->data_addr, c->secret, 10000, &conn);
   if (rc != 0) return rc;
-  rc = cmn_dp_push(conn, id, data, len, chain, nchain);
+  /* Where the bytes go, so the servers can stage them while they arrive. */
+  cmn_frame_place place = {.handle = loc->handle, .version = loc->version,
+                           .offset = strcmp(method, "Append") == 0 ? CMN_FRAME_PLACE_END : offset};
+  rc = cmn_dp_push_at(conn, id, data, len, chain, nchain, &place);
   cmn_dp_close(conn);
   if (rc != 0) return rc;
   cmn_rpc_channel *ch;

@@ -321,7 +321,61 @@ static void concurrent_pushes(void **state) {
   cs_pushbuf_free(pb);
 }
 
-CAIRN_TEST_MAIN(cmocka_unit_test(bad_arguments), cmocka_unit_test(budget_refusal_and_recovery),
+/* A hold keeps the bytes of a push through cancel, a failed finish, drop
+ * and expiry; its reservation is returned only when the hold ends. */
+static void hold_outlives_the_push(void **state) {
+  (void)state;
+  cs_pushbuf *pb = NULL;
+  assert_int_equal(cs_pushbuf_new(1u << 20, 1, &pb), 0);
+  uint8_t data[4096];
+  fill(data, sizeof data, 7);
+  uint8_t id[CS_DATA_ID_LEN];
+
+  /* cancelled while held */
+  make_id(id, 1);
+  cs_push *p = NULL;
+  assert_int_equal(cs_pushbuf_begin(pb, id, sizeof data, cmn_crc32c(0, data, sizeof data), &p), 0);
+  cs_pushbuf_hold(p);
+  assert_int_equal(cs_pushbuf_append(p, data, 1000), 0);
+  cs_pushbuf_cancel(p);
+  assert_memory_equal(cs_pushbuf_bytes(p), data, 1000); /* still readable (ASan would tell) */
+  assert_true(stats(pb).reserved == sizeof data);
+  const void *got;
+  uint64_t len;
+  uint32_t crc;
+  assert_int_equal(cs_pushbuf_get(pb, id, &got, &len, &crc), CAIRN_ENOENT);
+  cs_pushbuf_unhold(p);
+  assert_true(stats(pb).reserved == 0 && stats(pb).pushes == 0);
+
+  /* a finish that fails its CRC while held */
+  make_id(id, 2);
+  assert_int_equal(cs_pushbuf_begin(pb, id, sizeof data, 12345, &p), 0);
+  cs_pushbuf_hold(p);
+  assert_int_equal(cs_pushbuf_append(p, data, sizeof data), 0);
+  assert_int_equal(cs_pushbuf_finish(p), CAIRN_ECHECKSUM);
+  assert_memory_equal(cs_pushbuf_bytes(p), data, sizeof data);
+  assert_int_equal(cs_pushbuf_get(pb, id, &got, &len, &crc), CAIRN_ENOENT);
+  cs_pushbuf_unhold(p);
+  assert_true(stats(pb).reserved == 0);
+
+  /* visible, held: expiry skips it, drop waits for the hold */
+  make_id(id, 3);
+  assert_int_equal(cs_pushbuf_begin(pb, id, sizeof data, cmn_crc32c(0, data, sizeof data), &p), 0);
+  cs_pushbuf_hold(p);
+  assert_int_equal(cs_pushbuf_append(p, data, sizeof data), 0);
+  assert_int_equal(cs_pushbuf_finish(p), 0);
+  assert_int_equal(cs_pushbuf_expire(pb, cmn_mono_ms() + 10000), 0);
+  cs_pushbuf_drop(pb, id);
+  assert_int_equal(cs_pushbuf_get(pb, id, &got, &len, &crc), CAIRN_ENOENT);
+  assert_memory_equal(cs_pushbuf_bytes(p), data, sizeof data);
+  assert_true(stats(pb).pushes == 1);
+  cs_pushbuf_unhold(p);
+  assert_true(stats(pb).pushes == 0 && stats(pb).reserved == 0);
+  assert_int_equal(cs_pushbuf_ttl_ms(pb), 1);
+  cs_pushbuf_free(pb);
+}
+
+CAIRN_TEST_MAIN(cmocka_unit_test(bad_arguments), cmocka_unit_test(hold_outlives_the_push), cmocka_unit_test(budget_refusal_and_recovery),
                 cmocka_unit_test(finish_checks_length_and_crc),
                 cmocka_unit_test(cancel_frees_reservation), cmocka_unit_test(references_and_drop),
                 cmocka_unit_test(expiry_skips_referenced), cmocka_unit_test(concurrent_pushes))

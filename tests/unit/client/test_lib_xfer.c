@@ -176,7 +176,7 @@ static void refused_servers_become_suspect(void **state) {
   assert_false(cairn__dp_suspect(c, other));
   uint8_t id[16] = {1};
   cairn__replica r2 = {"x", other, other, "z"};
-  assert_int_equal(cairn__dp_push(c, &r2, NULL, 0, id, buf, sizeof buf), CAIRN_EUNAVAIL);
+  assert_int_equal(cairn__dp_push(c, &r2, NULL, 0, id, buf, sizeof buf, NULL), CAIRN_EUNAVAIL);
   assert_true(cairn__dp_suspect(c, other));
   cairn_disconnect(c);
   unlink(secret);

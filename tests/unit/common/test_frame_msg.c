@@ -148,8 +148,8 @@ static void round_trip_push_types(void **state) {
   uint8_t buf[CMN_FRAME_CTRL_FRAME_MAX];
   char err[200];
 
-  /* The largest PUSH_BEGIN: a full chain of 255-byte addresses fills a
-   * CMN_FRAME_CTRL_FRAME_MAX buffer exactly. */
+  /* The largest PUSH_BEGIN: a full chain of 255-byte addresses and a
+   * placement fill a CMN_FRAME_CTRL_FRAME_MAX buffer exactly. */
   static cmn_frame_push_begin b, b2;
   memset(&b, 0, sizeof b);
   for (int i = 0; i < 16; i++) b.data_id[i] = (uint8_t)(0xf0 + i);
@@ -160,6 +160,9 @@ static void round_trip_push_types(void **state) {
     memset(b.chain[i], 'a' + i, CMN_FRAME_ADDR_MAX - 5);
     memcpy(b.chain[i] + CMN_FRAME_ADDR_MAX - 5, ":8080", 6);
   }
+  b.has_place = true;
+  b.place = (cmn_frame_place){.handle = 0x1122334455667788ull, .version = 7,
+                              .offset = CMN_FRAME_PLACE_END};
   int n = cmn_frame_encode_push_begin(&b, buf, sizeof buf);
   assert_int_equal(n, CMN_FRAME_CTRL_FRAME_MAX);
   cmn_frame f = parse_one(buf, n, CMN_FRAME_PUSH_BEGIN);
@@ -169,6 +172,23 @@ static void round_trip_push_types(void **state) {
   assert_int_equal(b2.crc32c, b.crc32c);
   assert_int_equal(b2.chain_count, CMN_FRAME_CHAIN_MAX);
   for (int i = 0; i < CMN_FRAME_CHAIN_MAX; i++) assert_string_equal(b2.chain[i], b.chain[i]);
+  assert_true(b2.has_place);
+  assert_true(b2.place.handle == b.place.handle && b2.place.version == 7 &&
+              b2.place.offset == CMN_FRAME_PLACE_END);
+  /* A placement at an offset, on an empty chain. */
+  b.chain_count = 0;
+  b.place.offset = 3u << 20;
+  f = parse_one(buf, cmn_frame_encode_push_begin(&b, buf, sizeof buf), CMN_FRAME_PUSH_BEGIN);
+  assert_int_equal(f.len, 29 + CMN_FRAME_PLACE_SIZE);
+  assert_int_equal(cmn_frame_decode_push_begin(f.payload, f.len, &b2, err, sizeof err), 0);
+  assert_true(b2.has_place && b2.place.offset == 3u << 20 && b2.chain_count == 0);
+  /* The encoder refuses a placement the decoder would refuse. */
+  b.place.handle = 0;
+  assert_int_equal(cmn_frame_encode_push_begin(&b, buf, sizeof buf), CAIRN_EINVAL);
+  b.place.handle = 9;
+  b.place.offset = CMN_FRAME_CHUNK_MAX;
+  assert_int_equal(cmn_frame_encode_push_begin(&b, buf, sizeof buf), CAIRN_EINVAL);
+  b.has_place = false;
   /* An empty chain (the last server) and common address forms. */
   b.chain_count = 3;
   strcpy(b.chain[0], "127.0.0.1:8080");
@@ -183,6 +203,7 @@ static void round_trip_push_types(void **state) {
   assert_int_equal(f.len, 29);
   assert_int_equal(cmn_frame_decode_push_begin(f.payload, f.len, &b2, err, sizeof err), 0);
   assert_int_equal(b2.chain_count, 0);
+  assert_false(b2.has_place);
 
   /* PUSH_DATA: header from the encoder, bytes from the caller. */
   uint8_t data[5000];
@@ -303,6 +324,29 @@ static void decoders_refuse_short_and_trailing(void **state) {
   EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n - 8, "ends before chain entry 2");
   p[n] = 0;
   EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n + 1, "trailing");
+  /* A placement: exactly tag 1 and three u64; anything else is refused. */
+  memset(p + n, 0, CMN_FRAME_PLACE_SIZE + 1);
+  p[n] = 1;
+  p[n + 1] = 5;  /* handle 5 */
+  p[n + 9] = 2;  /* version 2 */
+  p[n + 17] = 9; /* offset 9 */
+  assert_int_equal(cmn_frame_decode_push_begin(p, n + CMN_FRAME_PLACE_SIZE, &b, NULL, 0), 0);
+  assert_true(b.has_place && b.place.handle == 5 && b.place.version == 2 && b.place.offset == 9);
+  for (size_t cut = 1; cut < CMN_FRAME_PLACE_SIZE; cut++)
+    EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n + cut, "not a placement");
+  EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n + CMN_FRAME_PLACE_SIZE + 1, "not a placement");
+  p[n] = 2;
+  EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n + CMN_FRAME_PLACE_SIZE, "not a placement");
+  p[n] = 1;
+  p[n + 1] = 0;
+  EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n + CMN_FRAME_PLACE_SIZE, "neither may be 0");
+  p[n + 1] = 5;
+  p[n + 9] = 0;
+  EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n + CMN_FRAME_PLACE_SIZE, "neither may be 0");
+  p[n + 9] = 2;
+  memset(p + n + 17, 0xff, 8);
+  p[n + 17] = 0xfe; /* not the "end" marker, and past the largest chunk */
+  EXPECT_REFUSED(cmn_frame_decode_push_begin, p, n + CMN_FRAME_PLACE_SIZE, "outside the chunk");
   /* NULL payloads are refused too. */
   EXPECT_REFUSED(cmn_frame_decode_read, NULL, 28, "no payload");
 }
