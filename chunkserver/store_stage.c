@@ -40,6 +40,12 @@
 /* A prepare waits for a stage still being written as long as it makes
  * progress at least this often. */
 #define STAGE_STALL_MS 1000
+/* Staged bytes are synced every this many: the disk (and, in a virtual
+ * machine, the host's cache) then flushes while the push still arrives,
+ * instead of all at once in the prepare's fdatasync. Measured on the
+ * benchmark machine: a 64 MiB write 15-25 % faster than with writeback
+ * started (sync_file_range) but not waited for. */
+#define STAGE_SYNC_EVERY (16u << 20)
 
 struct cs_stage {
   cs_store *s;
@@ -170,6 +176,8 @@ int cs_store_stage_write(cs_stage *st, const void *data, size_t len) {
   else if (len > st->len - st->written) rc = CAIRN_ERANGE;
   if (rc == 0 && len > 0) {
     rc = cs__pwrite_bulk(st->fd, data, len, s->g.data_off + st->offset + st->written);
+    if (rc == 0 && (st->written + len) / STAGE_SYNC_EVERY != st->written / STAGE_SYNC_EVERY)
+      rc = cs__fdatasync(st->fd);
     if (rc == 0) {
       st->crc = cmn_crc32c(st->crc, data, len);
       st->written += len;
