@@ -136,6 +136,7 @@ cs__pending *cs__pending_find(cs_store *s, uint64_t handle) {
 void cs__pending_add(cs_store *s, const cs__pending *p) {
   cs__pending *old = cs__pending_find(s, p->handle);
   if (old) {
+    if (old->blk != p->blk) free(old->blk);
     *old = *p;
     return;
   }
@@ -148,7 +149,9 @@ void cs__pending_add(cs_store *s, const cs__pending *p) {
 
 void cs__pending_del(cs_store *s, uint64_t handle) {
   cs__pending *p = cs__pending_find(s, handle);
-  if (p) *p = s->pend[--s->npend];
+  if (!p) return;
+  free(p->blk);
+  *p = s->pend[--s->npend];
 }
 
 void cs__change_begin(cs_store *s, cs__entry *e) {
@@ -227,6 +230,7 @@ void cs_store_close(cs_store *s) {
   if (!s) return;
   cs__stage_free_all(s);
   cs__index_free(&s->index);
+  for (size_t i = 0; i < s->npend; i++) free(s->pend[i].blk);
   free(s->pend);
   for (size_t i = 0; i < s->ndirs; i++) free(s->dirs[i].path);
   free(s->dirs);

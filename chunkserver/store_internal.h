@@ -240,6 +240,11 @@ typedef struct cs__pending {
   uint32_t crc;
   uint8_t kind;       /* cs_store_kind */
   bool decided;       /* the commit record is durable: only commit may follow */
+  uint32_t *blk;      /* APPEND prepared here: the new CRC of every block from
+                       * offset / B on, computed from the bytes in memory, so
+                       * the commit need not read them back; NULL when the
+                       * pending record was rebuilt from disk. Owned by the
+                       * pending list (freed by cs__pending_del). */
 } cs__pending;
 
 typedef struct cs__dir {
