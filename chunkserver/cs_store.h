@@ -227,8 +227,10 @@ size_t cs_store_count(cs_store *s);
  *    Refused (the caller simply does not stage): CAIRN_ENOENT, CAIRN_ESTALE,
  *    CAIRN_ECORRUPT, CAIRN_EREADONLY (dir not OK), CAIRN_EBUSY (a mutation
  *    is pending), CAIRN_ECONFLICT (offset is not the committed length),
- *    CAIRN_ERANGE (past the chunk size), CAIRN_EIO. A new stage on a chunk
- *    replaces the old one. On success *out is the caller's until end.
+ *    CAIRN_ERANGE (past the chunk size), CAIRN_EIO; CAIRN_EBUSY also while
+ *    another stage of the chunk is listed (the first push to claim the tail
+ *    keeps it until a prepare or the reaper takes it). On success *out is
+ *    the caller's until end.
  *  - write appends the next bytes. CAIRN_ECANCELED once the claim is lost,
  *    another code when the write failed; the caller then stops writing.
  *  - end: the writer is done with the stage (always call it once).

@@ -210,6 +210,7 @@ cs__file_type cs__parse_name(const char *name, uint64_t *handle, uint64_t *versi
 #define CS__F_BADHDR 0x02u  /* no valid header: nothing can be served */
 #define CS__F_SLOTB 0x04u   /* the current header is slot B */
 #define CS__F_PENDING 0x08u /* a prepared mutation is in the pending list */
+#define CS__F_PREPARING 0x10u /* a prepare is writing: no stage may begin */
 
 typedef struct cs__entry {
   uint64_t handle;   /* CS__NO_HANDLE in a free slot */

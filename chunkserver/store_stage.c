@@ -16,7 +16,8 @@
  *
  * Why the committed length cannot move under a claim: it only changes by a
  * commit, a commit needs a prepare, and every prepare revokes the claim
- * first. A version change renames the same file and changes no byte; a
+ * first; from its first check until it is pending (or has failed) a
+ * prepare marks the chunk (CS__F_PREPARING) so no stage begins meanwhile. A version change renames the same file and changes no byte; a
  * delete or an import leaves the stage writing into a file nobody reads.
  *
  * Lock order: s->mu and st->mu are never held together.
@@ -125,15 +126,17 @@ int cs_store_stage_begin(cs_store *s, uint64_t handle, uint64_t version, uint64_
   else if (s->dirs[e->dir].state != CS_STORE_DIR_OK) rc = CAIRN_EREADONLY;
   else if (e->version != version) rc = CAIRN_ESTALE;
   else if (e->flags & (CS__F_CORRUPT | CS__F_BADHDR)) rc = CAIRN_ECORRUPT;
-  else if (e->flags & CS__F_PENDING) rc = CAIRN_EBUSY;
+  else if (e->flags & (CS__F_PENDING | CS__F_PREPARING)) rc = CAIRN_EBUSY;
   else if (offset != CS_STORE_STAGE_END && offset != e->length) rc = CAIRN_ECONFLICT;
   else if (len > s->g.chunk_size - e->length) rc = CAIRN_ERANGE;
-  cs_stage *old = NULL;
   unsigned dir = 0;
+  if (rc == 0) {
+    for (cs_stage *o = s->stages; o && rc == 0; o = o->next)
+      if (o->handle == handle) rc = CAIRN_EBUSY; /* first come, first staged */
+  }
   if (rc == 0) {
     st->offset = e->length;
     dir = e->dir;
-    old = unlist(s, handle);
     st->next = s->stages;
     s->stages = st;
   }
@@ -143,7 +146,6 @@ int cs_store_stage_begin(cs_store *s, uint64_t handle, uint64_t version, uint64_
     stage_unref(st);
     return rc;
   }
-  if (old) stage_revoke(old, old->offset);
 
   char path[PATH_MAX];
   cs__chunk_path(s, dir, handle, version, path);
@@ -238,6 +240,13 @@ bool cs__stage_take(cs_store *s, const cs__pending *p, int fd) {
   return used;
 }
 
+/*
+ * The reaper cuts a stage off only while the chunk is idle, and marks it
+ * busy (CS__F_PREPARING) for the time of the cut, so no prepare writes
+ * between the stage leaving the list and the ftruncate (a prepare waits for
+ * the mark to clear). A chunk with a mutation under way is left for the
+ * next tick; its prepare takes the stage anyway.
+ */
 int cs_store_stage_reap(cs_store *s, int64_t idle_ms) {
   if (!s) return 0;
   int64_t now = cmn_mono_ms();
@@ -245,7 +254,10 @@ int cs_store_stage_reap(cs_store *s, int64_t idle_ms) {
   pthread_mutex_lock(&s->mu);
   for (cs_stage **pp = &s->stages; *pp;) {
     cs_stage *st = *pp;
-    if (now - atomic_load(&st->touched_ms) > idle_ms) {
+    cs__entry *e = cs__index_find(&s->index, st->handle);
+    if (now - atomic_load(&st->touched_ms) > idle_ms &&
+        !(e && (e->flags & (CS__F_PENDING | CS__F_PREPARING)))) {
+      if (e) e->flags |= CS__F_PREPARING;
       *pp = st->next;
       st->next = gone;
       gone = st;
@@ -258,7 +270,13 @@ int cs_store_stage_reap(cs_store *s, int64_t idle_ms) {
   while (gone) {
     cs_stage *st = gone;
     gone = st->next;
+    uint64_t handle = st->handle;
     stage_revoke(st, st->offset);
+    pthread_mutex_lock(&s->mu);
+    cs__entry *e = cs__index_find(&s->index, handle);
+    if (e) e->flags &= (uint8_t)~CS__F_PREPARING;
+    pthread_cond_broadcast(&s->stable_cv);
+    pthread_mutex_unlock(&s->mu);
     n++;
   }
   return n;

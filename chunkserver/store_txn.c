@@ -257,6 +257,12 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
 
   pthread_mutex_lock(&s->mu);
   cs__entry *e = cs__index_find(&s->index, handle);
+  /* Mutations of a chunk are serialised by the caller: the mark can only be
+   * the stage reaper's, cutting staged bytes for a moment. */
+  while (e && (e->flags & CS__F_PREPARING)) {
+    pthread_cond_wait(&s->stable_cv, &s->mu);
+    e = cs__index_find(&s->index, handle);
+  }
   int rc = 0;
   if (!e || s->dirs[e->dir].state == CS_STORE_DIR_FAILED) rc = CAIRN_ENOENT;
   else if (e->version != version) rc = CAIRN_ESTALE;
@@ -286,11 +292,15 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
     pthread_mutex_unlock(&s->mu);
     return rc;
   }
+  if (pad ? offset != L : offset > L) { /* chunks have no holes */
+    pthread_mutex_unlock(&s->mu);
+    return CAIRN_EINVAL;
+  }
   unsigned dir = e->dir;
   uint16_t gen = e->gen;
   int cur = (e->flags & CS__F_SLOTB) ? 1 : 0;
+  e->flags |= CS__F_PREPARING; /* from here, no stage may claim the tail */
   pthread_mutex_unlock(&s->mu);
-  if (pad ? offset != L : offset > L) return CAIRN_EINVAL; /* chunks have no holes */
   if (pad) p.crc = cs__crc_zeros(0, p.length);
 
   char path[PATH_MAX];
@@ -354,7 +364,7 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
   pthread_mutex_lock(&s->mu);
   cs__pending_add(s, &p);
   e = cs__index_find(&s->index, handle);
-  if (e) e->flags |= CS__F_PENDING;
+  if (e) e->flags = (uint8_t)((e->flags | CS__F_PENDING) & ~CS__F_PREPARING);
   pthread_mutex_unlock(&s->mu);
   return 0;
 fail:
@@ -371,6 +381,10 @@ fail:
   if (fd >= 0) close(fd);
   free(slot);
   free(scratch);
+  pthread_mutex_lock(&s->mu);
+  e = cs__index_find(&s->index, handle);
+  if (e) e->flags &= (uint8_t)~CS__F_PREPARING;
+  pthread_mutex_unlock(&s->mu);
   if (cs__crashed(s)) return rc;
   if (rc == CAIRN_ECHECKSUM || rc == CAIRN_ECORRUPT) {
     cs__mark_corrupt(s, handle, version, gen,
