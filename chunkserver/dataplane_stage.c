@@ -55,8 +55,7 @@ static void stage_work(uv_work_t *w) {
   switch (g->job) {
   case JOB_BEGIN:
     g->job_rc = cs_store_stage_begin(store, g->place.handle, g->place.version, g->place.offset,
-                                     g->total, &g->stage);
-    if (g->job_rc != 0) g->stage = NULL;
+                                     g->total, &g->stage); /* left NULL when refused */
     break;
   case JOB_WRITE:
     g->job_rc = cs_store_stage_write(g->stage, g->bytes + g->staged, (size_t)g->job_len);

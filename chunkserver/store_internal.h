@@ -296,10 +296,11 @@ int cs__io_err(int err);
 /* ---- store_stage.c ---- */
 
 /* A prepare of `p` (not yet written; `fd` is the replica file) takes the
- * chunk's stage, if any: true when the stage holds exactly p's bytes in
- * place (an APPEND, same offset, length and CRC, same file), which then
- * need not be written again; otherwise the staged bytes are cut off. */
-bool cs__stage_take(cs_store *s, const cs__pending *p, int fd);
+ * chunk's stage, if any: 1 when the stage holds exactly p's bytes in place
+ * (an APPEND, same offset, length and CRC, same file), which then need not
+ * be written again; 0 when there is none or the staged bytes were cut off;
+ * a negative code when cutting them off failed (the prepare must fail). */
+int cs__stage_take(cs_store *s, const cs__pending *p, int fd);
 /* cs_store_close: drop the list (no writer may be left). */
 void cs__stage_free_all(cs_store *s);
 

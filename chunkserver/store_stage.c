@@ -17,8 +17,9 @@
  * Why the committed length cannot move under a claim: it only changes by a
  * commit, a commit needs a prepare, and every prepare revokes the claim
  * first; from its first check until it is pending (or has failed) a
- * prepare marks the chunk (CS__F_PREPARING) so no stage begins meanwhile. A version change renames the same file and changes no byte; a
- * delete or an import leaves the stage writing into a file nobody reads.
+ * prepare marks the chunk (CS__F_PREPARING) so no stage begins meanwhile.
+ * A version change renames the same file and changes no byte; a delete or
+ * an import leaves the stage writing into a file nobody reads.
  *
  * Lock order: s->mu and st->mu are never held together.
  */
@@ -87,20 +88,26 @@ static cs_stage *unlist(cs_store *s, uint64_t handle) {
 
 /* Revoke the claim of an unlisted stage and cut the file back to where the
  * stage began, unless `keep_to` says how far its bytes are to be kept
- * (they were taken by a prepare). Drops the caller's reference. */
-static void stage_revoke(cs_stage *st, uint64_t keep_to) {
+ * (they were taken by a prepare). Drops the caller's reference. Returns 0,
+ * or the error of a cut that failed (staged bytes may then remain). */
+static int stage_revoke(cs_stage *st, uint64_t keep_to) {
+  int rc = 0;
   pthread_mutex_lock(&st->mu);
   if (st->claim && st->fd >= 0) {
     struct stat sb;
     uint64_t end = st->s->g.data_off + keep_to;
-    if (fstat(st->fd, &sb) == 0 && (uint64_t)sb.st_size > end && ftruncate(st->fd, (off_t)end) != 0)
+    if (fstat(st->fd, &sb) != 0 ||
+        ((uint64_t)sb.st_size > end && ftruncate(st->fd, (off_t)end) != 0)) {
+      rc = cs__io_err(errno);
       CMN_WARN(CS__MOD, "cannot cut staged bytes handle=%016" PRIx64 ": %s", st->handle,
                strerror(errno));
+    }
   }
   st->claim = false;
   pthread_cond_broadcast(&st->cv);
   pthread_mutex_unlock(&st->mu);
   stage_unref(st);
+  return rc;
 }
 
 int cs_store_stage_begin(cs_store *s, uint64_t handle, uint64_t version, uint64_t offset,
@@ -159,7 +166,16 @@ int cs_store_stage_begin(cs_store *s, uint64_t handle, uint64_t version, uint64_
   }
   pthread_mutex_unlock(&st->mu);
   if (rc != 0) {
-    cs_store_stage_end(st); /* the list keeps it until a prepare or the reaper */
+    /* Nothing was written: leave the list at once (unless a prepare took
+     * the stage meanwhile), so the chunk can be staged again. */
+    pthread_mutex_lock(&s->mu);
+    cs_stage **pp = &s->stages;
+    while (*pp && *pp != st) pp = &(*pp)->next;
+    bool listed = *pp != NULL;
+    if (listed) *pp = st->next;
+    pthread_mutex_unlock(&s->mu);
+    if (listed) stage_unref(st);
+    cs_store_stage_end(st);
     return rc;
   }
   *out = st;
@@ -220,11 +236,11 @@ static void wait_written(cs_stage *st) {
   }
 }
 
-bool cs__stage_take(cs_store *s, const cs__pending *p, int fd) {
+int cs__stage_take(cs_store *s, const cs__pending *p, int fd) {
   pthread_mutex_lock(&s->mu);
   cs_stage *st = unlist(s, p->handle);
   pthread_mutex_unlock(&s->mu);
-  if (!st) return false;
+  if (!st) return 0;
   bool used = false;
   if (p->kind == CS_STORE_KIND_APPEND && st->version == p->version &&
       st->offset == p->offset && st->len == p->length) {
@@ -236,8 +252,8 @@ bool cs__stage_take(cs_store *s, const cs__pending *p, int fd) {
            a.st_ino == b.st_ino;
     pthread_mutex_unlock(&st->mu);
   }
-  stage_revoke(st, used ? st->offset + st->len : st->offset);
-  return used;
+  int rc = stage_revoke(st, used ? st->offset + st->len : st->offset);
+  return rc < 0 ? rc : used;
 }
 
 /*
@@ -271,7 +287,7 @@ int cs_store_stage_reap(cs_store *s, int64_t idle_ms) {
     cs_stage *st = gone;
     gone = st->next;
     uint64_t handle = st->handle;
-    stage_revoke(st, st->offset);
+    (void)stage_revoke(st, st->offset); /* logged; start-up cuts what remains */
     pthread_mutex_lock(&s->mu);
     cs__entry *e = cs__index_find(&s->index, handle);
     if (e) e->flags &= (uint8_t)~CS__F_PREPARING;

@@ -331,7 +331,11 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
     if (rc != 0) goto fail;
   }
   /* Bytes staged past the committed length are this APPEND's, or go. */
-  bool staged = cs__stage_take(s, &p, fd);
+  int staged = cs__stage_take(s, &p, fd);
+  if (staged < 0) {
+    rc = staged;
+    goto fail;
+  }
   if ((rc = cs__step(s, "prepare.data")) != 0) goto fail;
   if (p.kind == CS_STORE_KIND_APPEND) {
     wrote_data = true;
