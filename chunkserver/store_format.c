@@ -261,7 +261,20 @@ int cs__pwrite(int fd, const void *buf, size_t n, uint64_t off) {
   return 0;
 }
 
-int cs__pwrite_bulk(int fd, const void *buf, size_t n, uint64_t off) {
+void cs__drop_cache(int fd, uint64_t from, uint64_t to, bool wait) {
+  if (to <= from) return;
+#ifdef SYNC_FILE_RANGE_WRITE
+  if (wait)
+    (void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                              SYNC_FILE_RANGE_WAIT_AFTER);
+#else
+  (void)wait;
+#endif
+  (void)posix_fadvise(fd, (off_t)from, (off_t)(to - from), POSIX_FADV_DONTNEED);
+}
+
+int cs__pwrite_bulk(int fd, const void *buf, size_t n, uint64_t off, uint64_t floor) {
   const char *p = buf;
   while (n > 0) {
     size_t k = n < CS__BULK_PIECE ? n : CS__BULK_PIECE;
@@ -272,6 +285,15 @@ int cs__pwrite_bulk(int fd, const void *buf, size_t n, uint64_t off) {
      * to the fdatasync that follows. */
     (void)sync_file_range(fd, (off_t)off, (off_t)k, SYNC_FILE_RANGE_WRITE);
 #endif
+    /* The piece CS__DROP_LAG behind this one: on disk by now, so its
+     * pages go. The window's ends are rounded down to CS__BULK_PIECE of
+     * the file, so a large folio of the page cache never straddles two
+     * windows (a partly covered folio is not dropped); consecutive calls
+     * tile the range without gaps. */
+    uint64_t to = off + k > CS__DROP_LAG ? cs__round_down(off + k - CS__DROP_LAG, CS__BULK_PIECE) : 0;
+    uint64_t from = off > CS__DROP_LAG ? cs__round_down(off - CS__DROP_LAG, CS__BULK_PIECE) : 0;
+    if (from < floor) from = floor;
+    cs__drop_cache(fd, from, to, true);
     p += k;
     off += k;
     n -= k;

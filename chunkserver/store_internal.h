@@ -105,6 +105,7 @@
 #define CS__READ_ATTEMPTS 16
 
 static inline uint64_t cs__round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+static inline uint64_t cs__round_down(uint64_t x, uint64_t a) { return x / a * a; }
 
 static inline void cs__put_le32(unsigned char *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
@@ -285,9 +286,25 @@ int cs__pwrite(int fd, const void *buf, size_t n, uint64_t off);
 /* pwrite of a large range in CS__BULK_PIECE pieces, starting the
  * writeback of each piece as soon as it is in the page cache, so the copy of
  * the next piece overlaps the disk writing the previous one and the
- * fdatasync that follows has little left to wait for. */
+ * fdatasync that follows has little left to wait for.
+ *
+ * Drop-behind: the bytes CS__DROP_LAG behind the piece just written (but
+ * not before `floor`, where the caller's range began) are waited for on
+ * the disk and dropped from the page cache. Freshly written replica bytes
+ * are read by remote clients, if at all, long after; kept cached they only
+ * grow the page cache and push out what readers use (on a small board, all
+ * of it), and filling ever new page-cache memory measured as the largest
+ * CPU cost of a write (3-4x the cost of reusing dropped pages). Writes of
+ * one range in consecutive calls (a stage) drop all of it but the last
+ * CS__DROP_LAG; the caller drops that after its fdatasync
+ * (cs__drop_cache). Only a cache hint: no byte's durability or content
+ * depends on it. */
 #define CS__BULK_PIECE (2u << 20)
-int cs__pwrite_bulk(int fd, const void *buf, size_t n, uint64_t off);
+#define CS__DROP_LAG (4u << 20)
+int cs__pwrite_bulk(int fd, const void *buf, size_t n, uint64_t off, uint64_t floor);
+/* Drop [from, to) of fd from the page cache; `wait` first waits for its
+ * writeback (else dirty pages simply stay). */
+void cs__drop_cache(int fd, uint64_t from, uint64_t to, bool wait);
 int cs__fdatasync(int fd);
 int cs__fsync_dir_of(const char *path);
 /* errno -> cairn code for I/O: ENOSPC/EDQUOT, EROFS -> EREADONLY, else EIO. */

@@ -298,7 +298,7 @@ int cs_store_import_write(cs_store_import_ctx *imp, const void *data, size_t len
   if (cmn_crc32c(0, data, len) != crc) return imp->err = CAIRN_ECHECKSUM;
   if (len > imp->length - imp->received) return imp->err = CAIRN_ERANGE;
   int rc = cs__step(s, "import.write");
-  if (rc == 0) rc = cs__pwrite_bulk(imp->fd, data, len, s->g.data_off + imp->received);
+  if (rc == 0) rc = cs__pwrite_bulk(imp->fd, data, len, s->g.data_off + imp->received, s->g.data_off);
   if (rc != 0) {
     cs__dir_error(s, imp->dir, rc, "import", imp->handle);
     return imp->err = rc;
@@ -343,6 +343,7 @@ int cs_store_import_finish(cs_store_import_ctx *imp) {
   if ((rc = cs__pwrite(imp->fd, imp->slot, cs__slot_used(&s->g), 0)) != 0) goto fail;
   if ((rc = cs__step(s, "import.sync")) != 0) goto fail;
   if ((rc = cs__fdatasync(imp->fd)) != 0) goto fail;
+  cs__drop_cache(imp->fd, s->g.data_off, s->g.data_off + imp->length, false);
   pthread_mutex_lock(&s->mu);
   const cs__entry *e = cs__index_find(&s->index, imp->handle);
   bool newer = e && s->dirs[e->dir].state != CS_STORE_DIR_FAILED && e->version >= imp->version;

@@ -339,7 +339,7 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
   if ((rc = cs__step(s, "prepare.data")) != 0) goto fail;
   if (p.kind == CS_STORE_KIND_APPEND) {
     wrote_data = true;
-    if (!staged) rc = cs__pwrite_bulk(fd, data, len, s->g.data_off + L);
+    if (!staged) rc = cs__pwrite_bulk(fd, data, len, s->g.data_off + L, s->g.data_off + L);
   } else if (p.kind == CS_STORE_KIND_PAD) {
     wrote_data = true;
     rc = write_pad(s, fd, L);
@@ -357,6 +357,9 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
   if ((rc = write_rec(s, fd, &p, CS__REC_PREPARED)) != 0) goto fail;
   if ((rc = cs__step(s, "prepare.sync")) != 0) goto fail;
   if ((rc = cs__fdatasync(fd)) != 0) goto fail;
+  /* A bulk append's bytes are on disk: their pages go (cs__pwrite_bulk). */
+  if (p.kind == CS_STORE_KIND_APPEND && len >= CS__BULK_PIECE)
+    cs__drop_cache(fd, s->g.data_off + L, s->g.data_off + L + len, false);
   if (p.kind == CS_STORE_KIND_OVERWRITE) {
     if ((rc = cs__step(s, "prepare.dirsync")) != 0) goto fail;
     if ((rc = cs__fsync_dir_of(path)) != 0) goto fail;

@@ -5,7 +5,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 typedef struct t_events {
   int dir_state;
@@ -433,6 +438,71 @@ static void reads_see_whole_commits_only(void **state) {
   t_rm_rf(dir);
 }
 
+/* ---- drop-behind (cs__pwrite_bulk, cs__drop_cache) ---- */
+
+/* Pages of [from, to) of fd in the page cache (mincore of a mapping that is
+ * never touched, so it faults nothing in). */
+static size_t resident_pages(int fd, uint64_t from, uint64_t to) {
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  void *m = mmap(NULL, (size_t)to, PROT_READ, MAP_SHARED, fd, 0);
+  assert_true(m != MAP_FAILED);
+  size_t n = ((size_t)to + pg - 1) / pg;
+  unsigned char *vec = cmn_malloc(n);
+  assert_int_equal(mincore(m, (size_t)to, vec), 0);
+  size_t count = 0;
+  for (size_t i = (size_t)(from / pg); i < n; i++) count += vec[i] & 1;
+  free(vec);
+  munmap(m, (size_t)to);
+  return count;
+}
+
+static void bulk_writes_drop_what_is_on_disk(void **state) {
+  (void)state;
+  char *dir = t_tmpdir();
+  struct statfs sf;
+  if (statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
+    t_rm_rf(dir);
+    skip(); /* tmpfs pages are the file: nothing to drop */
+  }
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/bulk", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  assert_true(fd >= 0);
+  const uint64_t floor = 3 * 4096 + 100; /* where "the range" begins */
+  const size_t total = 14u << 20, pg = (size_t)sysconf(_SC_PAGESIZE);
+  unsigned char *data = cmn_malloc(total);
+  t_fill(data, total, 7, 0);
+  /* Consecutive calls of uneven sizes, as a stage makes them. */
+  size_t done = 0, sizes[] = {3000001, 5u << 20, 1u << 20, 777777};
+  for (int i = 0; done < total; i = (i + 1) % 4) {
+    size_t k = CMN_MIN(sizes[i], total - done);
+    assert_int_equal(cs__pwrite_bulk(fd, data + done, k, floor + done, floor), 0);
+    done += k;
+  }
+  /* All but the last CS__DROP_LAG bytes (and the piece they end in) went
+   * once written... */
+  uint64_t gone_to = cs__round_down(floor + total - CS__DROP_LAG, CS__BULK_PIECE);
+  size_t want_gone = (size_t)(gone_to / pg - (floor + pg - 1) / pg);
+  size_t left = resident_pages(fd, (floor + pg - 1) / pg * pg, gone_to / pg * pg);
+  fprintf(stderr, "resident after the writes: %zu of %zu pages\n", left, want_gone);
+  assert_true(left < want_gone / 8);
+  /* ... and the rest goes once synced. */
+  assert_int_equal(cs__fdatasync(fd), 0);
+  cs__drop_cache(fd, floor, floor + total, false);
+  size_t all = (size_t)((floor + total) / pg - floor / pg);
+  left = resident_pages(fd, floor, floor + total);
+  fprintf(stderr, "resident after the sync: %zu of %zu pages\n", left, all);
+  assert_true(left < all / 4);
+  /* Only a cache hint: the bytes are all there. */
+  unsigned char *back = cmn_malloc(total);
+  assert_int_equal(cs__pread(fd, back, total, floor), (int64_t)total);
+  assert_memory_equal(back, data, total);
+  free(back);
+  free(data);
+  close(fd);
+  t_rm_rf(dir);
+}
+
 CAIRN_TEST_MAIN(cmocka_unit_test(enospc_undoes_prepare_and_marks_read_only),
                 cmocka_unit_test(read_only_dir_recovers_when_space_returns),
                 cmocka_unit_test(io_error_fails_the_dir),
@@ -440,4 +510,5 @@ CAIRN_TEST_MAIN(cmocka_unit_test(enospc_undoes_prepare_and_marks_read_only),
                 cmocka_unit_test(mixed_server_ids_refused),
                 cmocka_unit_test(open_refuses_bad_options),
                 cmocka_unit_test(import_verifies_and_publishes),
-                cmocka_unit_test(reads_see_whole_commits_only))
+                cmocka_unit_test(reads_see_whole_commits_only),
+                cmocka_unit_test(bulk_writes_drop_what_is_on_disk))
