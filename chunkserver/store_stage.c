@@ -195,10 +195,8 @@ int cs_store_stage_write(cs_stage *st, const void *data, size_t len) {
   if (rc == 0 && len > 0) {
     uint64_t base = s->g.data_off + st->offset;
     rc = cs__pwrite_bulk(st->fd, data, len, base + st->written, base);
-    if (rc == 0 && (st->written + len) / STAGE_SYNC_EVERY != st->written / STAGE_SYNC_EVERY) {
+    if (rc == 0 && (st->written + len) / STAGE_SYNC_EVERY != st->written / STAGE_SYNC_EVERY)
       rc = cs__fdatasync(st->fd);
-      if (rc == 0) cs__drop_cache(st->fd, base, base + st->written + len, false);
-    }
     if (rc == 0) {
       st->crc = cmn_crc32c(st->crc, data, len);
       st->written += len;

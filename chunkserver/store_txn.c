@@ -528,7 +528,7 @@ int cs_store_commit(cs_store *s, uint64_t handle, uint64_t version, uint64_t ser
     int which = 0;
     if (p.blk) {
       /* Prepared by this process: the CRCs were taken from the bytes it
-       * wrote (reading them back would only read the page cache). */
+       * wrote, so the append is not read back. */
       for (uint64_t b = p.old_len / B, i = 0; b * B < p.new_len; b++, i++)
         cs__table_set(slot, (uint32_t)b, p.blk[i]);
       rc = 0;
