@@ -1,13 +1,16 @@
 /*
  * client.c - the client library against a running cluster: sequential
  * write and read of a large random file, small files (create+write, stat,
- * read, delete) from 1 and 16 workers, and 4 KiB random-read latency.
+ * read, delete) from 1 and 16 workers, and 4 KiB random-read latency; and
+ * around the large write, the disk's raw limit at its size (raw.h), in
+ * RAWDIR, which should be on the cluster's disk (default: $TMPDIR).
  * Prints one "name value" line per figure; bench/run.sh starts the cluster
- * and measures the raw limits in the same run.
+ * and measures the cold-read limit.
  *
- *   CAIRN_MASTER=... CAIRN_SECRET_FILE=... bench_client [big_mib] [small_files]
+ *   CAIRN_MASTER=... CAIRN_SECRET_FILE=... bench_client [big_mib] [small_files] [RAWDIR]
  */
 #include "cairn.h"
+#include "raw.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -45,10 +48,19 @@ static void die(const char *what, int rc) {
 
 /* ---- large file ------------------------------------------------------------------- */
 
-static void big_file(cairn_client *c, size_t mib) {
+/* The raw limit at the size of the big write (raw.h), as MB/s. */
+static double raw_rate(const char *dir, size_t bytes, int streams) {
+  double s = bench_raw_fsync_s(dir, bytes, streams);
+  if (s <= 0) die("raw fsync'd write", CAIRN_EIO);
+  return (double)bytes * streams / (1024.0 * 1024.0) / s;
+}
+
+static void big_file(cairn_client *c, size_t mib, const char *raw_dir) {
   /* The file's bytes are made before the clock starts, and go in one call
    * (the library moves several chunks at once), so the figure is the
-   * library's alone. Read back in pieces and compared. */
+   * library's alone. The raw limit of the same size is measured right
+   * before and right after it, so the disk's drift weighs on both alike.
+   * Read back in pieces and compared. */
   size_t piece = 256u << 20, total = mib << 20;
   uint8_t *src = malloc(total), *buf = malloc(piece);
   if (!src || !buf) die("memory for the big file", CAIRN_ENOMEM);
@@ -57,10 +69,15 @@ static void big_file(cairn_client *c, size_t mib) {
   int rc = cairn_open(c, "/bench/big.bin", CAIRN_O_CREATE | CAIRN_O_WRITE | CAIRN_O_READ |
                                                 CAIRN_O_PARENTS, &f);
   if (rc != 0) die("open big", rc);
+  double raw3 = raw_rate(raw_dir, total, 3), raw1 = raw_rate(raw_dir, total, 1);
   int64_t t0 = now_ns();
   int64_t n = cairn_pwrite(f, src, total, 0);
   if (n != (int64_t)total) die("write big", (int)n);
   double ws = (double)(now_ns() - t0) / 1e9;
+  raw1 = (raw1 + raw_rate(raw_dir, total, 1)) / 2;
+  raw3 = (raw3 + raw_rate(raw_dir, total, 3)) / 2;
+  printf("raw_fsync_1_stream_%zumib_mb_per_s %.1f\n", mib, raw1);
+  printf("raw_fsync_3_streams_%zumib_mb_per_s %.1f\n", mib, raw3);
   printf("client_seq_write_%zumib_mb_per_s %.1f\n", mib, (double)mib / ws);
   fflush(stdout);
   /* Read cold, like the raw limit it is compared with (needs root; said
@@ -169,12 +186,13 @@ static void small_files(cairn_client *c, int files, int workers) {
 int main(int argc, char **argv) {
   size_t big = argc > 1 ? (size_t)atol(argv[1]) : 1024;
   int small = argc > 2 ? atoi(argv[2]) : 5000;
+  const char *raw_dir = argc > 3 ? argv[3] : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   cairn_options o;
   cairn_options_init(&o);
   cairn_client *c;
   int rc = cairn_connect(&o, &c);
   if (rc != 0) die("connect", rc);
-  big_file(c, big);
+  big_file(c, big, raw_dir);
   small_files(c, small, 1);
   small_files(c, small, 16);
   cairn_disconnect(c);

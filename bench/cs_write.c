@@ -2,21 +2,25 @@
  * cs_write.c - the chunkserver write path against its raw limits.
  *
  * Starts a master and three chunkservers (64 MiB chunks) on 127.0.0.1 in
- * WORKDIR, then measures, in one run:
+ * a temporary directory under $TMPDIR, then measures, in one run:
  *   - loopback TCP throughput (one stream, 1 MiB writes): the network limit;
  *   - push throughput through a chain of three servers (the pipelined data
  *     plane alone);
  *   - full writes (allocation/lease, push along the chain, two-phase commit
- *     with fsync on every replica) of 1, 8 and 64 MiB: MB/s, p50 and p99.
- * Prints one "name value" line per figure. bench/run.sh adds the disk's
- * fsync'd throughput (dd) from the same run and the ratios.
+ *     with fsync on every replica) of 1, 8 and 64 MiB: MB/s, p50 and p99,
+ *     each write preceded by the disk's raw limit at the same size (raw.h:
+ *     fsync'd writes from 3 streams and from 1), measured in RAWDIR, which
+ *     should be on the cluster's disk (default: $TMPDIR, where the cluster
+ *     lives).
+ * Prints one "name value" line per figure; bench/run.sh adds the ratios.
  *
- *   CAIRN_BIN_DIR=build-bench/bin bench_cs_write WORKDIR
+ *   CAIRN_BIN_DIR=build-bench/bin bench_cs_write [RAWDIR]
  */
 #include "cairn_error.h"
 #include "cluster.h"
 #include "cmn_dpclient.h"
 #include "cmn_util.h"
+#include "raw.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -104,26 +108,38 @@ static double push_chain_mbps(it_cluster *c, const uint8_t *data, size_t len, in
   return (double)len * n / MiB / s;
 }
 
-static void write_size(it_cluster *c, const uint8_t *data, size_t len, int n, const char *name) {
+/*
+ * `n` writes of `len` bytes, each right after the raw limit of the same
+ * size (raw.h: 3 fsync'd streams, then 1), so that both see the disk as it
+ * is at that moment of the run.
+ */
+static void write_size(it_cluster *c, const char *raw_dir, const uint8_t *data, size_t len, int n,
+                       const char *name) {
   char path[64];
   snprintf(path, sizeof path, "/bench/%s", name);
   uint64_t id;
   if (it_create(c, path, &id) != 0) return;
   int64_t *lat = cmn_calloc((size_t)n, sizeof *lat);
-  int64_t t0 = cmn_mono_ns();
+  double raw3 = 0, raw1 = 0, total_s = 0;
   int done = 0;
   for (int i = 0; i < n; i++) {
+    double r3 = bench_raw_fsync_s(raw_dir, len, 3), r1 = bench_raw_fsync_s(raw_dir, len, 1);
+    if (r3 < 0 || r1 < 0) break;
+    raw3 += r3;
+    raw1 += r1;
     int64_t s = cmn_mono_ns();
     if (it_write(c, id, (uint64_t)i * len, data, len) != 0)
       break;
     lat[done++] = cmn_mono_ns() - s;
+    total_s += (double)lat[done - 1] / 1e9;
   }
-  double total_s = (double)(cmn_mono_ns() - t0) / 1e9;
   if (done == 0) {
     free(lat);
     return;
   }
   qsort(lat, (size_t)done, sizeof *lat, cmp_i64);
+  printf("raw_fsync_1_stream_%s_mb_per_s %.1f\n", name, (double)len * done / MiB / raw1);
+  printf("raw_fsync_3_streams_%s_mb_per_s %.1f\n", name, 3.0 * (double)len * done / MiB / raw3);
   printf("cs_write_%s_mb_per_s %.1f\n", name, (double)len * done / MiB / total_s);
   printf("cs_write_%s_p50_ms %.1f\n", name, (double)lat[done / 2] / 1e6);
   printf("cs_write_%s_p99_ms %.1f\n", name, (double)lat[(done * 99) / 100 < done ? (done * 99) / 100 : done - 1] / 1e6);
@@ -171,8 +187,7 @@ static void write_parallel(it_cluster *c, const uint8_t *data, int writers, int 
 }
 
 int main(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
+  const char *raw_dir = argc > 1 ? argv[1] : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   it_cluster c;
   if (it_cluster_start_chunk(&c, "bench", 3, 3, "64M") != 0) {
     fprintf(stderr, "cannot start the cluster (logs kept with CAIRN_KEEP_TEST_DIRS=1)\n");
@@ -188,9 +203,9 @@ int main(int argc, char **argv) {
   printf("cs_push_chain3_mb_per_s %.1f\n", push_chain_mbps(&c, data, max, 2));
   fflush(stdout);
   sleep(1);
-  write_size(&c, data, 1u << 20, 32, "1mib");
-  write_size(&c, data, 8u << 20, 12, "8mib");
-  write_size(&c, data, 64u << 20, 4, "64mib");
+  write_size(&c, raw_dir, data, 1u << 20, 32, "1mib");
+  write_size(&c, raw_dir, data, 8u << 20, 12, "8mib");
+  write_size(&c, raw_dir, data, 64u << 20, 6, "64mib");
   write_parallel(&c, data, 2, 3);
   free(data);
   it_cluster_stop(&c);

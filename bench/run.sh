@@ -77,23 +77,35 @@ dd_rate() { # size_mib streams
   awk -v s="$start" -v e="$end" -v m="$1" -v n="$2" 'BEGIN { printf "%.1f", m * n / (e - s) }'
 }
 
+# Per-stream share of a 3-stream aggregate: name source.
+per_stream() {
+  local a
+  a=$(val "$2")
+  [ -n "$a" ] && awk -v n="$1" -v a="$a" 'BEGIN { printf "%s %.1f\n", n, a / 3 }' | emit
+  return 0
+}
+
 if [ "$sections" = all ] || [ "$sections" = chunkserver ]; then
-  echo "# chunkserver: raw limits (fsync'd dd, 1 and 3 streams; loopback TCP below)"
+  echo "# chunkserver: raw limits (dd with fsync, 1 and 3 streams of 64 MiB; loopback TCP below)"
   echo "raw_dd_fsync_1_stream_64mib_mb_per_s $(dd_rate 64 1)" | emit
   echo "raw_dd_fsync_3_streams_64mib_mb_per_s $(dd_rate 64 3)" | emit
-  echo "# chunkserver: push chain and 2PC writes (master + 3 chunkservers on 127.0.0.1)"
-  TMPDIR="$work" CAIRN_BIN_DIR="$bin" "$bench/bench_cs_write" | emit
-  echo "# chunkserver: ratios"
-  awk -v a="$(val raw_dd_fsync_3_streams_64mib_mb_per_s)" 'BEGIN { printf "raw_dd_fsync_3_streams_per_stream_mb_per_s %.1f\n", a / 3 }' | emit
+  echo "# chunkserver: push chain and 2PC writes (master + 3 chunkservers on 127.0.0.1);"
+  echo "# each write follows the raw limit at its size (fsync'd writes, 3 streams and 1)"
+  TMPDIR="$work" CAIRN_BIN_DIR="$bin" "$bench/bench_cs_write" "$work" | emit
+  echo "# chunkserver: ratios (each write size to the 3-stream raw limit of the same size, per stream)"
+  for s in 1mib 8mib 64mib; do
+    per_stream "raw_fsync_3_streams_per_stream_${s}_mb_per_s" "raw_fsync_3_streams_${s}_mb_per_s"
+  done
   ratio ratio_push_chain_to_loopback cs_push_chain3_mb_per_s raw_loopback_tcp_mb_per_s
-  ratio ratio_write_64mib_to_fsync_per_stream cs_write_64mib_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
-  ratio ratio_write_8mib_to_fsync_per_stream cs_write_8mib_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
-  ratio ratio_write_64mib_2_in_flight_to_fsync_per_stream cs_write_64mib_2_in_flight_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
+  for s in 1mib 8mib 64mib; do
+    ratio "ratio_write_${s}_to_fsync_per_stream" "cs_write_${s}_mb_per_s" "raw_fsync_3_streams_per_stream_${s}_mb_per_s"
+  done
+  ratio ratio_write_64mib_2_in_flight_to_fsync_per_stream cs_write_64mib_2_in_flight_mb_per_s raw_fsync_3_streams_per_stream_64mib_mb_per_s
   echo "goal_ratio_write_to_fsync_per_stream 0.80"
 fi
 
 if [ "$sections" = all ] || [ "$sections" = client ]; then
-  echo "# client: raw limits (fsync'd dd, 1 and 3 streams; cold sequential read of 1 GiB)"
+  echo "# client: raw limits (dd with fsync, 1 and 3 streams of 64 MiB; cold sequential read of 1 GiB)"
   [ -n "$(val raw_dd_fsync_1_stream_64mib_mb_per_s)" ] || echo "raw_dd_fsync_1_stream_64mib_mb_per_s $(dd_rate 64 1)" | emit
   [ -n "$(val raw_dd_fsync_3_streams_64mib_mb_per_s)" ] || echo "raw_dd_fsync_3_streams_64mib_mb_per_s $(dd_rate 64 3)" | emit
   dd if=/dev/urandom of="$work/cold" bs=1M count=1024 conv=fsync status=none
@@ -105,17 +117,18 @@ if [ "$sections" = all ] || [ "$sections" = client ]; then
   rm -f "$work/cold"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "raw_cold_read_1gib_mb_per_s %.1f\n", 1024 / (e - s) }' | emit
   echo "raw_cold_read_caches_dropped $cold" | emit
-  echo "# client: library against a local cluster (master + 3 chunkservers, 64 MiB chunks)"
+  echo "# client: library against a local cluster (master + 3 chunkservers, 64 MiB chunks);"
+  echo "# the 1 GiB write sits between two raw limits of its size (fsync'd writes, 3 streams and 1)"
   CAIRN_BIN_DIR="$bin" "$PWD/scripts/cluster.sh" up --dir "$work/cluster" --chunkservers 3 >/dev/null
   pids+=($(cat "$work"/cluster/pids/*.pid))
   # shellcheck disable=SC1091
   source "$work/cluster/cluster.env"
   sleep 1
-  "$bench/bench_client" 1024 5000 | emit
+  "$bench/bench_client" 1024 5000 "$work" | emit
   CAIRN_BIN_DIR="$bin" "$PWD/scripts/cluster.sh" down --dir "$work/cluster" >/dev/null
-  echo "# client: ratios"
-  awk -v a="$(val raw_dd_fsync_3_streams_64mib_mb_per_s)" 'BEGIN { printf "raw_dd_fsync_3_streams_per_stream_mb_per_s %.1f\n", a / 3 }' | emit
-  ratio ratio_client_write_to_fsync_per_stream client_seq_write_1024mib_mb_per_s raw_dd_fsync_3_streams_per_stream_mb_per_s
+  echo "# client: ratios (the write to the 3-stream raw limit of its size, per stream)"
+  per_stream raw_fsync_3_streams_per_stream_1024mib_mb_per_s raw_fsync_3_streams_1024mib_mb_per_s
+  ratio ratio_client_write_to_fsync_per_stream client_seq_write_1024mib_mb_per_s raw_fsync_3_streams_per_stream_1024mib_mb_per_s
   ratio ratio_client_read_to_cold_read client_seq_read_1024mib_mb_per_s raw_cold_read_1gib_mb_per_s
   echo "goal_ratio_client_write_to_fsync_per_stream 0.80"
   echo "goal_ratio_client_read_to_cold_read 0.70"
