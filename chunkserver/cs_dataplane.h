@@ -81,6 +81,8 @@ typedef struct cs_dataplane_config {
   size_t forward_queue_max;   /* 0: 4 MiB. Bytes queued to a next hop before
                                * reading from upstream pauses */
   size_t read_queue_max;      /* 0: 4 MiB. Bytes of READ_DATA queued per connection */
+  size_t stage_sync_bytes;    /* 0: 8 MiB. A staged push is synced to disk every this
+                               * many bytes while it arrives (dataplane_stage.c) */
 } cs_dataplane_config;
 
 /* Counters since start (any thread may read them, until stop). */
@@ -93,6 +95,7 @@ typedef struct cs_dataplane_stats {
   uint64_t pushes_ok;       /* pushes acknowledged with status 0 */
   uint64_t pushes_failed;   /* pushes acknowledged with an error, or refused */
   uint64_t errors;          /* connections closed for a fault or timeout */
+  uint64_t stage_syncs;     /* staged bytes made durable while their push arrived */
 } cs_dataplane_stats;
 
 /*

@@ -233,6 +233,11 @@ size_t cs_store_count(cs_store *s);
  *    the caller's until end.
  *  - write appends the next bytes. CAIRN_ECANCELED once the claim is lost,
  *    another code when the write failed; the caller then stops writing.
+ *  - sync makes the bytes written so far durable (fdatasync), so that the
+ *    disk flushes while the push still arrives instead of all at once in
+ *    the prepare. It may run on another thread at the same time as write
+ *    (never after end). CAIRN_ECANCELED once the claim is lost; another
+ *    code when the sync failed, and the stage is then not used.
  *  - end: the writer is done with the stage (always call it once).
  * A prepare of exactly the staged bytes (APPEND at the same offset, same
  * length and CRC, all written) does not write them again; it waits for a
@@ -249,6 +254,7 @@ int cs_store_stage_begin(cs_store *s, uint64_t handle, uint64_t version, uint64_
 /* Where the stage's bytes go in the chunk (resolves CS_STORE_STAGE_END). */
 uint64_t cs_store_stage_offset(const cs_stage *st);
 int cs_store_stage_write(cs_stage *st, const void *data, size_t len);
+int cs_store_stage_sync(cs_stage *st);
 void cs_store_stage_end(cs_stage *st);
 int cs_store_stage_reap(cs_store *s, int64_t idle_ms);
 

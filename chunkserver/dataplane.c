@@ -548,6 +548,9 @@ static void register_metrics(cs_dataplane *dp, cmn_metrics *m) {
   r.value = "failed";
   cmn_counter_register(m, "cairn_dataplane_pushes_total", "Pushes acknowledged, by result.", &r,
                        1, &dp->m_push_failed);
+  cmn_counter_register(m, "cairn_dataplane_stage_syncs_total",
+                       "Syncs of staged bytes while their push still arrived.", NULL, 0,
+                       &dp->m_stage_syncs);
   for (int i = 0; i < CS__DP_ERR_COUNT; i++) {
     cmn_label k = {"kind", err_names[i]};
     cmn_counter_register(m, "cairn_dataplane_errors_total",
@@ -594,6 +597,7 @@ int cs_dataplane_start(uv_loop_t *loop, const cs_dataplane_config *cfg, cs_datap
   dp->io_ms = cfg->io_timeout_ms ? cfg->io_timeout_ms : 10000;
   dp->expire_ms = cfg->expire_interval_ms ? cfg->expire_interval_ms : 1000;
   dp->fwd_max = cfg->forward_queue_max ? cfg->forward_queue_max : (4u << 20);
+  dp->stage_sync = cfg->stage_sync_bytes ? cfg->stage_sync_bytes : CS__DP_STAGE_SYNC;
   dp->read_max = cfg->read_queue_max ? cfg->read_queue_max : (4u << 20);
   register_metrics(dp, cfg->metrics);
 

@@ -2,7 +2,10 @@
  * dataplane_stage.c - the stager: for a push whose PUSH_BEGIN says where
  * its bytes are expected to land, write them into the replica file while
  * they arrive (cs_store.h, staging), on the libuv thread pool, one job at a
- * time, so that the prepare that follows finds them on disk.
+ * time, so that the prepare that follows finds them on disk. Beside the
+ * writes, a sync job makes what is written durable every dp->stage_sync
+ * bytes, so the disk flushes while the push arrives rather than all in the
+ * prepare, and the writer never waits for a flush.
  *
  * A stager lives on the loop thread and outlives its connection: the push
  * may end (PUSH_ACK, next push on the same connection) or the connection
@@ -40,6 +43,10 @@ struct cs__dp_stager {
   uint64_t staged;  /* written to the replica file */
   cs_stage *stage;  /* NULL until begun, and after a refusal */
   bool busy;        /* a job is on the thread pool */
+  uv_work_t sync_work;
+  bool syncing;     /* a sync job is on the thread pool */
+  uint64_t sync_at; /* `staged` when the last sync job began */
+  int sync_rc;
   bool stopped;     /* no more writes: refused, failed, or abandoned */
   bool detached;    /* the connection let go */
   job_kind job;
@@ -66,6 +73,27 @@ static void stage_work(uv_work_t *w) {
     g->job_rc = 0;
     break;
   }
+}
+
+/* The sync job: only while the stage is begun and not ended (pump holds
+ * the end back while it runs). */
+static void sync_work(uv_work_t *w) {
+  cs__dp_stager *g = w->data;
+  int rc = g->sync_rc = cs_store_stage_sync(g->stage);
+  if (rc != 0 && rc != CAIRN_ECANCELED)
+    CMN_WARN(CS__DP_LOG, "staged bytes not synced handle=%" PRIu64 ": %s", g->place.handle,
+             cairn_err_name(rc));
+}
+
+static void sync_after(uv_work_t *w, int status) {
+  (void)status;
+  cs__dp_stager *g = w->data;
+  g->syncing = false;
+  if (status == 0 && g->sync_rc == 0) {
+    cs__dp_stat_add(&g->dp->st.stage_syncs, 1);
+    if (g->dp->m_stage_syncs) cmn_counter_inc(g->dp->m_stage_syncs);
+  }
+  pump(g);
 }
 
 static void stager_free(cs__dp_stager *g) {
@@ -109,8 +137,18 @@ static void queue_job(cs__dp_stager *g, job_kind kind, uint64_t len) {
  * and the connection has let go.
  */
 static void pump(cs__dp_stager *g) {
+  if (g->stage && !g->stopped && !g->syncing && g->staged < g->total &&
+      g->staged - g->sync_at >= g->dp->stage_sync) {
+    /* The last bytes are left to the prepare's own fdatasync. */
+    g->sync_at = g->staged;
+    g->syncing = true;
+    g->sync_work.data = g;
+    if (uv_queue_work(g->dp->loop, &g->sync_work, sync_work, sync_after) != 0)
+      g->syncing = false; /* a closing loop: the prepare syncs */
+  }
   if (g->busy) return;
   if (g->stopped || g->staged == g->total) {
+    if (g->syncing) return; /* sync_after pumps again */
     if (g->stage)
       queue_job(g, JOB_END, 0);
     else if (g->detached)

@@ -91,6 +91,42 @@ static void chain_stages_and_prepare_uses(void **state) {
   free(data);
 }
 
+static int has_synced(void *arg) { return t_srv_stats(arg).stage_syncs >= 1; }
+
+/* A push longer than the sync interval is synced while it is staged (a
+ * sync job beside the writes), and the prepare still uses every byte in
+ * place. */
+static void long_stage_is_synced_on_the_way(void **state) {
+  (void)state;
+  t_srv a;
+  cs_dataplane_config cfg = {.stage_sync_bytes = 1u << 20};
+  t_srv_start(&a, 16u << 20, &cfg);
+  const size_t committed = 70000, len = (3u << 20) + 1;
+  make_replica(&a, committed);
+  uint8_t *data = cmn_malloc(len);
+  t_fill(data, len, 4);
+  uint8_t id[16];
+  cmn_random_bytes(id, sizeof id);
+  cmn_frame_place at = {.handle = H, .version = V, .offset = committed};
+  cmn_dp_conn *c = t_connect(&a);
+  assert_int_equal(cmn_dp_push_begin_at(c, id, len, cmn_crc32c(0, data, len), NULL, 0, &at), 0);
+  /* Half first: staged past the interval with more to come, so a sync
+   * must start (the last bytes are left to the prepare's own). */
+  const size_t half = 2u << 20;
+  assert_int_equal(cmn_dp_push_write(c, data, half), 0);
+  grown gh = {&a, committed + half};
+  assert_true(t_wait_for(has_grown, &gh, T_TIMEOUT_MS));
+  assert_true(t_wait_for(has_synced, &a, T_TIMEOUT_MS));
+  assert_int_equal(cmn_dp_push_write(c, data + half, len - half), 0);
+  assert_int_equal(cmn_dp_push_finish(c), 0);
+  cmn_dp_close(c);
+  grown ga = {&a, committed + len};
+  assert_true(t_wait_for(has_grown, &ga, T_TIMEOUT_MS));
+  apply_and_check(&a, committed, data, len);
+  t_srv_stop(&a);
+  free(data);
+}
+
 /* A placement for a replica the server does not hold, or at an offset that
  * is not its end: the push succeeds and nothing is staged. */
 static void wrong_placement_is_harmless(void **state) {
@@ -147,5 +183,6 @@ static void abandoned_push_is_cut_off(void **state) {
 }
 
 CAIRN_TEST_MAIN(cmocka_unit_test(chain_stages_and_prepare_uses),
+                cmocka_unit_test(long_stage_is_synced_on_the_way),
                 cmocka_unit_test(wrong_placement_is_harmless),
                 cmocka_unit_test(abandoned_push_is_cut_off))

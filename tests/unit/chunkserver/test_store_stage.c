@@ -587,6 +587,7 @@ typedef struct slow_writer {
   cs_stage *st;
   const unsigned char *data;
   size_t n;
+  bool keep; /* the caller ends the stage */
   int rc[PIECES];
 } slow_writer;
 
@@ -599,7 +600,7 @@ static void *slow_write(void *arg) {
     w->rc[i] = cs_store_stage_write(w->st, w->data + done, k);
     done += k;
   }
-  cs_store_stage_end(w->st);
+  if (!w->keep) cs_store_stage_end(w->st);
   return NULL;
 }
 
@@ -622,6 +623,31 @@ static void prepare_waits_for_stage_being_written(void **state) {
   for (int i = 0; i < PIECES; i++) assert_int_equal(w.rc[i], 0);
   assert_true(took < 10000);
   commit_append(f, d, n);
+}
+
+/* Syncs run beside the writer, as the data plane's sync job does, and the
+ * stage is still used whole, in place. Once a prepare took the claim, a
+ * sync is refused. */
+static void sync_beside_writer_keeps_stage_usable(void **state) {
+  fx *f = *state;
+  const size_t n = 400003;
+  unsigned char *d = bytes(f, n, 2);
+  slow_writer w = {.data = d, .n = n, .keep = true};
+  assert_int_equal(cs_store_stage_begin(f->s, H, V, CS_STORE_STAGE_END, n, &w.st), 0);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, slow_write, &w), 0);
+  for (int i = 0; i < 20; i++) {
+    assert_int_equal(cs_store_stage_sync(w.st), 0);
+    sleep_ms(2);
+  }
+  assert_int_equal(pthread_join(t, NULL), 0);
+  for (int i = 0; i < PIECES; i++) assert_int_equal(w.rc[i], 0);
+  assert_int_equal(cs_store_stage_sync(w.st), 0);
+  prepare_probe(f, d, n, true);
+  assert_int_equal(cs_store_stage_sync(w.st), CAIRN_ECANCELED);
+  cs_store_stage_end(w.st);
+  commit_append(f, d, n);
+  assert_int_equal(cs_store_stage_sync(NULL), CAIRN_EINVAL);
 }
 
 /* ---- a stage begun while a prepare is in flight ----
@@ -715,6 +741,8 @@ CAIRN_TEST_MAIN(
                 cmocka_unit_test_setup_teardown(stage_of_replaced_file_is_not_used,
                                                 fx_setup, fx_teardown),
                 cmocka_unit_test_setup_teardown(prepare_waits_for_stage_being_written,
+                                                fx_setup, fx_teardown),
+                cmocka_unit_test_setup_teardown(sync_beside_writer_keeps_stage_usable,
                                                 fx_setup, fx_teardown),
                 cmocka_unit_test_setup_teardown(stage_begun_during_prepare_keeps_committed_bytes,
                                                 fx_setup, fx_teardown),
