@@ -307,6 +307,7 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
   cs__chunk_path(s, dir, handle, version, path);
   unsigned char *slot = cmn_malloc(cs__slot_used(&s->g));
   unsigned char *scratch = cmn_malloc(B);
+  uint32_t *blk = NULL;
   bool wrote_data = false, wrote_side = false, wrote_rec = false, reserved = false;
   int fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -330,6 +331,9 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
     rc = cs__verify_blocks(&s->g, fd, slot, L, (uint32_t)(L / B), (uint32_t)(L / B), scratch, &bad);
     if (rc != 0) goto fail;
   }
+  /* The new block CRCs come from the bytes in memory: made while a stage
+   * of them may still be writing, not after the sync. */
+  if (p.kind == CS_STORE_KIND_APPEND) blk = append_crcs(slot, L, data, len);
   /* Bytes staged past the committed length are this APPEND's, or go. */
   int staged = cs__stage_take(s, &p, fd);
   if (staged < 0) {
@@ -364,7 +368,7 @@ int cs_store_prepare(cs_store *s, uint64_t handle, uint64_t version, uint64_t se
     if ((rc = cs__step(s, "prepare.dirsync")) != 0) goto fail;
     if ((rc = cs__fsync_dir_of(path)) != 0) goto fail;
   }
-  if (p.kind == CS_STORE_KIND_APPEND) p.blk = append_crcs(slot, L, data, len);
+  p.blk = blk;
   close(fd);
   free(slot);
   free(scratch);
@@ -386,6 +390,7 @@ fail:
     unlink(path);
   }
   if (fd >= 0) close(fd);
+  free(blk);
   free(slot);
   free(scratch);
   pthread_mutex_lock(&s->mu);
