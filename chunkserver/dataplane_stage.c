@@ -131,10 +131,12 @@ static void queue_job(cs__dp_stager *g, job_kind kind, uint64_t len) {
 }
 
 /*
- * Start the next job if none is running: a write once a piece is ready (or
- * the last bytes are), the end once nothing more will be written (all bytes
- * staged, or staging stopped), and the stager's own end once that is done
- * and the connection has let go.
+ * Start a sync job beside the writes once dp->stage_sync bytes were staged
+ * since the last one began (none running, more bytes to come); then, if no
+ * write job is running, the next one once a piece is ready (or the last
+ * bytes are), the end once nothing more will be written (all bytes staged,
+ * or staging stopped) and no sync runs, and the stager's own end once that
+ * is done and the connection has let go.
  */
 static void pump(cs__dp_stager *g) {
   if (g->stage && !g->stopped && !g->syncing && g->staged < g->total &&
