@@ -45,7 +45,11 @@
 #define CAIRN__MAX_RETRIES_LIMIT 1000
 
 #define CAIRN__MAX_REPLICAS 16            /* more than the master ever lists (15) */
-#define CAIRN__IO_MAX (8u << 20)          /* largest single push / Write / read */
+#define CAIRN__IO_MAX (8u << 20)          /* largest single read, and push / Write from a buffer of ours */
+/* Largest push / Write of bytes the caller holds (cairn_pwrite): no memory
+ * of ours, so larger pieces, fewer rounds; a server whose push buffer
+ * cannot take one gets CAIRN__IO_MAX pieces instead (lib_write.c). */
+#define CAIRN__WRITE_MAX (32u << 20)
 #define CAIRN__PATH_MAX 4096              /* as the master's namespace */
 #define CAIRN__NAME_MAX 255
 #define CAIRN__CACHE_MAX 65536            /* cached locations per client */
@@ -314,9 +318,11 @@ void cairn__file_size_raise(cairn_file *f, uint64_t size);
 int cairn__read_range(cairn_file *f, uint64_t offset, size_t len, void *buf, int threads);
 
 /* Write all of `len` bytes at `offset` with up to `threads` chunks at once,
+ * each in pushes of at most `piece` bytes (CAIRN__IO_MAX..CAIRN__WRITE_MAX),
  * zero-filling a gap before it inside its first chunk; the file size is not
  * updated (see cairn__complete_write). 0 or an error. */
-int cairn__write_range(cairn_file *f, uint64_t offset, const void *buf, size_t len, int threads);
+int cairn__write_range(cairn_file *f, uint64_t offset, const void *buf, size_t len, int threads,
+                       size_t piece);
 
 /* Raise the file size on the master to at least `end`. 0 or an error. */
 int cairn__complete_write(cairn_file *f, uint64_t end);

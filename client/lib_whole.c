@@ -84,7 +84,7 @@ static int put_work(void *arg, cairn__slot *s) {
       if ((size_t)got < n) return CAIRN_EIO; /* the file shrank while we copied it */
       src = s->buf;
     }
-    int rc = cairn__write_range(p->f, s->offset + pos, src, n, 1);
+    int rc = cairn__write_range(p->f, s->offset + pos, src, n, 1, CAIRN__IO_MAX);
     if (rc != 0) return rc;
     atomic_fetch_add(&p->moved, n);
     pos += n;

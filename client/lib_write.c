@@ -205,9 +205,11 @@ static int chunk_length(cairn_client *c, const cairn__loc *l, int64_t timeout_ms
 static int fill_zeros(cairn_file *f, uint64_t index, uint64_t from, uint64_t to);
 
 /*
- * Write [off, off+len) of chunk `index` (len <= CAIRN__IO_MAX) with
+ * Write [off, off+len) of chunk `index` (len <= CAIRN__WRITE_MAX) with
  * retries. `may_fill`: a refusal for a gap before `off` is answered by
- * writing zeros over the gap first.
+ * writing zeros over the gap first. A piece larger than CAIRN__IO_MAX is
+ * not retried when a server is busy (its push buffer may never hold it):
+ * CAIRN_EBUSY goes back at once, for the caller to write it smaller.
  */
 static int write_piece(cairn_file *f, uint64_t index, uint64_t off, const uint8_t *data,
                        size_t len, bool may_fill) {
@@ -241,6 +243,7 @@ static int write_piece(cairn_file *f, uint64_t index, uint64_t off, const uint8_
       continue;
     }
     cairn__loc_unref(l);
+    if (rc == CAIRN_EBUSY && len > CAIRN__IO_MAX) return rc;
     fresh = true;
     if (!cairn__retry_wait(c, &r, rc)) return rc;
   }
@@ -267,28 +270,39 @@ typedef struct write_op {
   cairn_file *f;
   cairn__span span;
   const uint8_t *buf;
+  size_t piece; /* bytes per push / Write */
 } write_op;
 
-/* Task i: the part of the range in chunk first+i, in order. */
+/* Task i: the part of the range in chunk first+i, in order, in pieces of
+ * op->piece bytes, or CAIRN__IO_MAX from the first piece a server was too
+ * busy to take on. */
 static int write_task(void *arg, size_t i) {
   write_op *op = arg;
   uint64_t index = op->span.first + i, cstart = index * op->span.cs, start, end;
   cairn__span_part(&op->span, i, &start, &end);
+  size_t piece = op->piece;
   for (uint64_t pos = start; pos < end;) {
-    size_t n = (size_t)CMN_MIN(end - pos, (uint64_t)CAIRN__IO_MAX);
+    size_t n = (size_t)CMN_MIN(end - pos, (uint64_t)piece);
     int rc = write_piece(op->f, index, pos - cstart, op->buf + (pos - op->span.offset), n, true);
+    if (rc == CAIRN_EBUSY && n > CAIRN__IO_MAX) {
+      CMN_DEBUG(CAIRN__LOG, "a server is busy: smaller pieces file=%llu chunk=%llu",
+                (unsigned long long)op->f->id, (unsigned long long)index);
+      piece = CAIRN__IO_MAX;
+      continue;
+    }
     if (rc != 0) return rc;
     pos += n;
   }
   return 0;
 }
 
-int cairn__write_range(cairn_file *f, uint64_t offset, const void *buf, size_t len, int threads) {
+int cairn__write_range(cairn_file *f, uint64_t offset, const void *buf, size_t len, int threads,
+                       size_t piece) {
   if (len == 0) return 0;
   uint64_t cs;
   int rc = cairn__chunk_size(f->c, &cs);
   if (rc != 0) return rc;
-  write_op op = {.f = f, .buf = buf};
+  write_op op = {.f = f, .buf = buf, .piece = piece};
   cairn__span_init(&op.span, offset, len, cs);
   return cairn__run_parallel(threads, op.span.count, write_task, &op);
 }
@@ -311,7 +325,7 @@ int64_t cairn_pwrite(cairn_file *f, const void *buf, size_t len, uint64_t offset
   if (!(f->flags & CAIRN_O_WRITE)) return CAIRN_EPERM;
   if (len == 0) return 0;
   if (len > (size_t)INT64_MAX || offset > UINT64_MAX - len) return CAIRN_EINVAL;
-  int rc = cairn__write_range(f, offset, buf, len, f->c->o.io_threads);
+  int rc = cairn__write_range(f, offset, buf, len, f->c->o.io_threads, CAIRN__WRITE_MAX);
   if (rc == 0) rc = cairn__complete_write(f, offset + len);
   return rc != 0 ? rc : (int64_t)len;
 }

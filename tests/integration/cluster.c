@@ -52,7 +52,8 @@ int it_cs_start(it_cluster *c, int i) {
                   c->secret_file, "--zone", s->zone, "--listen",
                   "127.0.0.1:0", "--data-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
                   "--advertise-host", "127.0.0.1", "--ready-file", s->ready, "--chunk-size",
-                  c->chunk_size, "--scrub-rate", c->scrub_rate, "--rpc-timeout", "2s", NULL};
+                  c->chunk_size, "--scrub-rate", c->scrub_rate, "--push-budget", c->push_budget,
+                  "--rpc-timeout", "2s", NULL};
   char log[sizeof s->proc.log];
   snprintf(log, sizeof log, "%s/chunkserver-%d.log", c->dir, i + 1);
   memcpy(s->proc.log, log, sizeof log);
@@ -113,9 +114,15 @@ int it_cluster_start(it_cluster *c, const char *tag, int ncs, int zones) {
 
 int it_cluster_start_chunk(it_cluster *c, const char *tag, int ncs, int zones,
                            const char *chunk_size) {
+  return it_cluster_start_with(c, tag, ncs, zones, chunk_size, "256M");
+}
+
+int it_cluster_start_with(it_cluster *c, const char *tag, int ncs, int zones,
+                          const char *chunk_size, const char *push_budget) {
   memset(c, 0, sizeof *c);
   snprintf(c->chunk_size, sizeof c->chunk_size, "%s", chunk_size);
   snprintf(c->scrub_rate, sizeof c->scrub_rate, "0");
+  snprintf(c->push_budget, sizeof c->push_budget, "%s", push_budget);
   c->chunk_bytes = strtoull(chunk_size, NULL, 10) << 20; /* "<n>M" */
   if (ncs > IT_MAX_CS) return -1;
   if (it_tmpdir(c->dir, sizeof c->dir, tag) != 0) return -1;

@@ -45,6 +45,7 @@ typedef struct it_cluster {
   cmn_rpc_pool *peers;     /* channels to chunkservers */
   char chunk_size[16];     /* as given to --chunk-size */
   char scrub_rate[16];     /* --scrub-rate of chunkservers started from now on ("0": off) */
+  char push_budget[16];    /* --push-budget of chunkservers started from now on */
   uint64_t chunk_bytes;
 } it_cluster;
 
@@ -57,6 +58,9 @@ int it_cluster_start(it_cluster *c, const char *tag, int ncs, int zones);
 /* The same with another chunk size ("64M" for benchmarks). */
 int it_cluster_start_chunk(it_cluster *c, const char *tag, int ncs, int zones,
                            const char *chunk_size);
+/* ... and another --push-budget for the chunkservers (default "256M"). */
+int it_cluster_start_with(it_cluster *c, const char *tag, int ncs, int zones,
+                          const char *chunk_size, const char *push_budget);
 
 /* Stop everything still running (SIGTERM, then SIGKILL), free, and remove
  * the directory unless CAIRN_KEEP_TEST_DIRS is set. */

@@ -695,6 +695,43 @@ static void cluster_status_and_drain(void **state) {
   assert_int_equal(cairn_drain(x->cl, x->c.cs[0].id, 1), 0);
 }
 
+/* Bytes the caller holds go in pieces larger than the library's own
+ * buffers; servers whose push buffer cannot hold such a piece (here 24 MiB
+ * against 32 MiB pieces) refuse it, and the write goes on in smaller pieces
+ * instead of waiting for room that never comes. */
+static void large_pieces_fall_back_on_small_push_buffers(void **state) {
+  (void)state;
+  fx x = {0};
+  if (it_cluster_start_with(&x.c, "client-pieces", 3, 3, "64M", "24M") != 0) {
+    it_cluster_stop(&x.c);
+    fail_msg("cluster did not start (logs kept with CAIRN_KEEP_TEST_DIRS=1)");
+  }
+  cairn_client *cl = client_with(&x, NULL, NULL);
+  const size_t n = (70u << 20) + 12345; /* a whole chunk and part of the next */
+  uint8_t *buf = cmn_malloc(n);
+  fill(buf, n, 77);
+  cairn_file *f = open_rw(cl, "/pieces/big");
+  int64_t t0 = cmn_mono_ms();
+  write_all(f, buf, n, 0);
+  assert_true(cmn_mono_ms() - t0 < 20000); /* no wait for the op deadline */
+  cairn_close(f);
+  assert_file_is(cl, "/pieces/big", buf, n);
+  /* The first server did refuse a large piece. */
+  const size_t cap = 1u << 20;
+  char *out = cmn_malloc(cap);
+  long refused = 0;
+  for (int i = 0; i < x.c.ncs; i++) {
+    assert_int_equal(it_http_get(x.c.cs[i].http, "/metrics", NULL, out, cap), 200);
+    const char *m = strstr(out, "cairn_dataplane_errors_total{kind=\"busy\"} ");
+    if (m) refused += strtol(m + strlen("cairn_dataplane_errors_total{kind=\"busy\"} "), NULL, 10);
+  }
+  assert_true(refused >= 1);
+  free(out);
+  free(buf);
+  cairn_disconnect(cl);
+  it_cluster_stop(&x.c);
+}
+
 CAIRN_TEST_MAIN(
     cmocka_unit_test_setup_teardown(round_trip_across_chunk_boundaries, setup, teardown),
     cmocka_unit_test_setup_teardown(unaligned_writes_match_a_model, setup, teardown),
@@ -707,4 +744,5 @@ CAIRN_TEST_MAIN(
     cmocka_unit_test_setup_teardown(cache_ttl_expires, setup, teardown),
     cmocka_unit_test_setup_teardown(namespace_through_the_library, setup, teardown),
     cmocka_unit_test_setup_teardown(errors_for_bad_paths_and_missing_files, setup, teardown),
-    cmocka_unit_test_setup_teardown(cluster_status_and_drain, setup, teardown))
+    cmocka_unit_test_setup_teardown(cluster_status_and_drain, setup, teardown),
+    cmocka_unit_test(large_pieces_fall_back_on_small_push_buffers))
