@@ -1,5 +1,6 @@
 /*
- * raw.c - fsync'd sequential writes from several threads (raw.h).
+ * raw.c - the disk's raw limits: fsync'd sequential writes from several
+ * threads, and a sequential read after the caches are dropped (raw.h).
  */
 #include "raw.h"
 
@@ -23,6 +24,12 @@ struct stream {
 
 static const unsigned char zeros[RAW_BLOCK];
 
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *stream_main(void *arg) {
   struct stream *s = arg;
   int fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -41,10 +48,43 @@ static void *stream_main(void *arg) {
   return NULL;
 }
 
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+int bench_raw_write_file(const char *path, const void *data, size_t n) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  const char *p = data;
+  for (size_t done = 0; done < n;) {
+    ssize_t w = write(fd, p + done, n - done);
+    if (w <= 0) {
+      close(fd);
+      return -1;
+    }
+    done += (size_t)w;
+  }
+  int rc = fsync(fd);
+  close(fd);
+  return rc == 0 ? 0 : -1;
+}
+
+int bench_drop_caches(void) {
+  sync();
+  int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+  int ok = fd >= 0 && write(fd, "3\n", 2) == 2;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+double bench_raw_read_s(const char *path, size_t n) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char *buf = malloc(RAW_BLOCK);
+  size_t got = 0;
+  double t0 = mono_s();
+  ssize_t r = 0;
+  while (buf && got < n && (r = read(fd, buf, RAW_BLOCK)) > 0) got += (size_t)r;
+  double s = mono_s() - t0;
+  free(buf);
+  close(fd);
+  return got == n ? s : -1;
 }
 
 double bench_raw_fsync_s(const char *dir, size_t bytes, int streams) {

@@ -20,4 +20,13 @@
  * file creation in `dir` fails (said on stderr). */
 double bench_raw_fsync_s(const char *dir, size_t bytes, int streams);
 
+/* The raw read limit: write `n` bytes of `data` to `path` with fsync (0 or
+ * -1), then later, after bench_drop_caches, read them back in 1 MiB reads
+ * as `dd bs=1M` does (seconds, or negative on a failure or short file). */
+int bench_raw_write_file(const char *path, const void *data, size_t n);
+double bench_raw_read_s(const char *path, size_t n);
+
+/* sync, then drop the page cache (needs root): 1 when dropped, else 0. */
+int bench_drop_caches(void);
+
 #endif
