@@ -156,7 +156,10 @@ int64_t cairn_pread(cairn_file *f, void *buf, size_t len, uint64_t offset);
 
 /* Write `len` bytes at `offset` (the file grows as needed; a write past the
  * end leaves a zero-filled hole). Returns len once durable on a quorum.
- * Large writes move several chunks in parallel. Errors: CAIRN_EPERM,
+ * Large writes move several chunks in parallel (io_threads), each in
+ * pieces of up to 32 MiB sent from `buf` itself; a server holds a piece in
+ * its push buffer until it is committed, and one whose push buffer refuses
+ * such a piece gets 8 MiB pieces instead. Errors: CAIRN_EPERM,
  * CAIRN_ENOQUORUM / CAIRN_EUNAVAIL / CAIRN_ENOSERVERS after retries.
  * A gap inside a chunk is filled by writing zeros over it first, which is
  * not atomic with other writers: writers of the same chunk at the same time
