@@ -30,39 +30,35 @@ static double mono_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void *stream_main(void *arg) {
-  struct stream *s = arg;
-  int fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    s->err = errno;
-    return NULL;
-  }
-  for (size_t done = 0; done < s->bytes && !s->err;) {
-    size_t n = s->bytes - done < RAW_BLOCK ? s->bytes - done : RAW_BLOCK;
-    ssize_t w = write(fd, zeros, n);
-    if (w <= 0) s->err = w < 0 ? errno : EIO;
+/* Write `n` bytes to a new file at `path`, taking them from `data` in
+ * writes of at most `block` (wrapping around `data` when it holds fewer
+ * than `n`), then fsync. 0 or the errno of the first failure. */
+static int write_file(const char *path, const void *data, size_t have, size_t n, size_t block) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  int err = 0;
+  for (size_t done = 0; done < n && !err;) {
+    size_t at = done % have, k = n - done < block ? n - done : block;
+    if (k > have - at) k = have - at;
+    ssize_t w = write(fd, (const char *)data + at, k);
+    if (w <= 0) err = w < 0 ? errno : EIO;
     else done += (size_t)w;
   }
-  if (!s->err && fsync(fd) != 0) s->err = errno;
+  if (!err && fsync(fd) != 0) err = errno;
   close(fd);
+  return err;
+}
+
+static void *stream_main(void *arg) {
+  struct stream *s = arg;
+  s->err = write_file(s->path, zeros, sizeof zeros, s->bytes, RAW_BLOCK);
   return NULL;
 }
 
 int bench_raw_write_file(const char *path, const void *data, size_t n) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  const char *p = data;
-  for (size_t done = 0; done < n;) {
-    ssize_t w = write(fd, p + done, n - done);
-    if (w <= 0) {
-      close(fd);
-      return -1;
-    }
-    done += (size_t)w;
-  }
-  int rc = fsync(fd);
-  close(fd);
-  return rc == 0 ? 0 : -1;
+  int err = write_file(path, data, n, n, n);
+  if (err) fprintf(stderr, "raw write %s: %s\n", path, strerror(err));
+  return err ? -1 : 0;
 }
 
 int bench_drop_caches(void) {

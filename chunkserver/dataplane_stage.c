@@ -86,7 +86,6 @@ static void sync_work(uv_work_t *w) {
 }
 
 static void sync_after(uv_work_t *w, int status) {
-  (void)status;
   cs__dp_stager *g = w->data;
   g->syncing = false;
   if (status == 0 && g->sync_rc == 0) {
