@@ -136,8 +136,15 @@ check_acked() {
     [ -f "$f" ] || continue
     while read -r k; do
       n=$((n + 1))
-      cairn get "/load/w${k%%.*}-${k#*.}" "$work/got" >/dev/null || { bad=$((bad + 1)); continue; }
-      [ "$(sha "$work/got")" = "$(sha "$work/src.$k")" ] || bad=$((bad + 1))
+      if ! cairn get "/load/w${k%%.*}-${k#*.}" "$work/got" >/dev/null 2>"$work/get.err"; then
+        echo "acknowledged /load/w${k%%.*}-${k#*.} unreadable: $(cat "$work/get.err")" >&2
+        bad=$((bad + 1))
+        continue
+      fi
+      if [ "$(sha "$work/got")" != "$(sha "$work/src.$k")" ]; then
+        echo "acknowledged /load/w${k%%.*}-${k#*.} differs" >&2
+        bad=$((bad + 1))
+      fi
     done < "$f"
   done
   echo "acknowledged files: $n, bad: $bad" >&2
