@@ -409,6 +409,13 @@ int mst_chunks_lease_valid(const mst_chunks *t, uint64_t handle, int64_t now_ms,
   return 1;
 }
 
+int mst_chunks_write_busy(const mst_chunks *t, uint64_t handle, int64_t now_ms) {
+  const ck_ent *e = mst__ck_find(t, handle);
+  if (!e) return CAIRN_ENOENT;
+  if (e->flags & MST_CHUNK_F_GRANTING) return 1;
+  return mst_chunks_lease_valid(t, handle, now_ms, NULL);
+}
+
 /* Collects the expired handles first: deleting from the lease map while
  * walking it would shift entries past the walk. */
 int mst_chunks_expire_leases(mst_chunks *t, int64_t now_ms) {

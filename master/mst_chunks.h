@@ -62,7 +62,11 @@
 /* Flags the caller sets and clears (mst_chunks_set_flags). */
 #define MST_CHUNK_F_CORRUPT 0x01u /* a replica failed checksum verification */
 #define MST_CHUNK_F_STALE 0x02u   /* a replica with an old version was seen */
-#define MST_CHUNK_F_USER_MASK 0x03u
+/* A lease grant is under way: the version is bumped in the table but the
+ * lease is not set yet, and writes at the new version may start any time.
+ * No clone, move or trim may start on the chunk until it is cleared. */
+#define MST_CHUNK_F_GRANTING 0x04u
+#define MST_CHUNK_F_USER_MASK 0x07u
 
 typedef struct mst_chunks mst_chunks;
 
@@ -184,6 +188,11 @@ int mst_chunks_clear_lease(mst_chunks *t, uint64_t handle);
  * NULL), 0 when not, CAIRN_ENOENT for an unknown chunk. */
 int mst_chunks_lease_valid(const mst_chunks *t, uint64_t handle, int64_t now_ms,
                            uint16_t *primary);
+
+/* 1 when the chunk may be written now or soon: a lease is valid or a grant
+ * is under way (MST_CHUNK_F_GRANTING). A copy taken of it now could miss a
+ * write. 0 when not, CAIRN_ENOENT for an unknown chunk. */
+int mst_chunks_write_busy(const mst_chunks *t, uint64_t handle, int64_t now_ms);
 
 /* Forgets every lease that expired at or before now_ms; returns how many. */
 int mst_chunks_expire_leases(mst_chunks *t, int64_t now_ms);

@@ -188,6 +188,7 @@ static int rb_visit(void *arg, const mst_chunk_info *ci) {
   rb_ctx *x = arg;
   if (ci->nrep < ci->goal || ci->queued || ci->length == 0) return 0;
   if (ci->leased && x->now_ms < ci->lease_expiry_ms) return 0;
+  if (ci->flags & MST_CHUNK_F_GRANTING) return 0;
   int from = -1;
   for (unsigned i = 0; i < ci->nrep; i++) {
     uint16_t h = ci->replicas[i];

@@ -22,7 +22,6 @@
 #include "cmn_log.h"
 #include "cmn_util.h"
 #include "mst_placement.h"
-#include "mst_placement.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -269,7 +268,7 @@ static int plan_clones(mst_master *m, mst_bg *bg, uint64_t handle, int64_t now) 
   nh += CMN_MIN(inflight, MST_CHUNK_REPLICAS_MAX);
   int need = (int)ci.goal - (int)eff - (int)inflight;
   if (need <= 0) return 0;
-  if (mst_chunks_lease_valid(m->chunks, handle, now, NULL) == 1) return CAIRN_EBUSY;
+  if (mst_chunks_write_busy(m->chunks, handle, now) == 1) return CAIRN_EBUSY;
   uint32_t cps = (uint32_t)m->cfg.clones_per_server;
   mst_place_opts o = {.min_free_bytes = m->cfg.chunk_size,
                       .creation_cap = (uint32_t)m->cfg.creation_cap,
@@ -317,6 +316,7 @@ int mst_bg_trim(mst_master *m, uint64_t handle, uint16_t prefer, int64_t now_ms)
   if (bg && clones_of(bg, handle, NULL, 0) > 0) return 0; /* a source may be copied from */
   unsigned eff = effective(m, &ci);
   if (eff < ci.goal) return 0;
+  if (ci.flags & MST_CHUNK_F_GRANTING) return 0; /* the grant pushes to every replica */
   uint16_t holder = MST_SERVER_NONE;
   if (mst_chunks_lease_valid(m->chunks, handle, now_ms, &holder) != 1) holder = MST_SERVER_NONE;
   uint16_t set[MST_CHUNK_REPLICAS_MAX];

@@ -321,6 +321,9 @@ static int grant_lease(mst_master *m, uint64_t handle, struct loc_buf *out) {
   rec.set_version = &op;
   if ((rc = mst_apply(m, &rec)) != 0) return rc;
   mst_chunks_clear_lease(m->chunks, handle);
+  /* Until the grant ends, no copy of the chunk may start: it would be taken
+   * at the new version and could miss the first writes at it. */
+  (void)mst_chunks_set_flags(m->chunks, handle, MST_CHUNK_F_GRANTING, true);
   mst_waiter w;
   mst_waiter_init(&w);
   mst_log_record(m, &rec, mst_waiter_done, &w);
@@ -383,10 +386,13 @@ static int grant_lease(mst_master *m, uint64_t handle, struct loc_buf *out) {
   if (rc == 0 && acked == 0) rc = CAIRN_EUNAVAIL;
 
   pthread_rwlock_wrlock(&m->lock);
-  /* Replicas that did not take the new version are stale now. */
+  /* Replicas that did not take the new version are stale now. Their copies
+   * are deleted only when another replica took it: when none did, they are
+   * the only copies there are (kept on disk, reported stale, for an
+   * operator), not garbage. */
   for (size_t i = 0; i < n; i++) {
     if (ok[i]) continue;
-    if (mst_chunks_remove_replica(m->chunks, handle, idx[i]) == 1)
+    if (mst_chunks_remove_replica(m->chunks, handle, idx[i]) == 1 && acked > 0)
       (void)mst_bg_queue_delete(m, idx[i], handle, old_v);
   }
   if (acked < n) mst_bg_check(m, handle);
@@ -448,6 +454,7 @@ static void *grant_main(void *arg) {
   mst_master *m = j->m;
   pthread_rwlock_wrlock(&m->lock);
   int rc = grant_lease(m, j->handle, &j->p->loc);
+  (void)mst_chunks_set_flags(m->chunks, j->handle, MST_CHUNK_F_GRANTING, false);
   struct mst_grant g = grant_take(m, j->handle);
   pthread_rwlock_unlock(&m->lock);
   /* Anything allocated for this request was a new chunk, so this grant

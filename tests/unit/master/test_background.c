@@ -220,6 +220,38 @@ static void leased_chunk_waits_for_its_lease(void **state) {
   fx_free(f);
 }
 
+/* While a lease grant is under way the chunk's version is already the new
+ * one and writes at it may start any moment: a copy taken then could miss
+ * them, so no clone starts and no extra copy is trimmed until it ends. */
+static void chunk_being_granted_is_left_alone(void **state) {
+  (void)state;
+  fx *f = fx_new();
+  fx_file(f, "/f", 3, 1, 1, 2);
+  fx_file(f, "/g", 2, 2, 1, 2);
+  fx_rep r1[] = {{1, 2, 10, 0}}, r2[] = {{2, 2, 10, 0}};
+  assert_int_equal(fx_register(f, "A", "z1", FX_CAP, FX_FREE, r1, 1, FX_T0, NULL), 0);
+  assert_int_equal(fx_register(f, "B", "z2", FX_CAP, FX_FREE, r2, 1, FX_T0, NULL), 1);
+  assert_int_equal(fx_register(f, "C", "z3", FX_CAP, FX_FREE, r2, 1, FX_T0, NULL), 2);
+  assert_int_equal(fx_register(f, "D", "z4", FX_CAP, FX_FREE, r2, 1, FX_T0, NULL), 3);
+  assert_int_equal(fx_chunk(f, 2).nrep, 3); /* one copy more than its goal */
+  assert_int_equal(mst_chunks_set_flags(f->m.chunks, 1, MST_CHUNK_F_GRANTING, true), 0);
+  assert_int_equal(mst_chunks_set_flags(f->m.chunks, 2, MST_CHUNK_F_GRANTING, true), 0);
+  assert_int_equal(mst_chunks_write_busy(f->m.chunks, 1, FX_T0), 1);
+  assert_int_equal(mst_bg_repair(&f->m, FX_T0), 0);
+  assert_int_equal(mst_bg_scan(&f->m, FX_T0), 0);
+  assert_int_equal(fx_chunk(f, 2).nrep, 3);
+  mst_bg_stats st = stats(f);
+  assert_int_equal(st.clones_started, 0);
+  /* The grant ended (without a lease: it failed): both go ahead. */
+  assert_int_equal(mst_chunks_set_flags(f->m.chunks, 1, MST_CHUNK_F_GRANTING, false), 0);
+  assert_int_equal(mst_chunks_set_flags(f->m.chunks, 2, MST_CHUNK_F_GRANTING, false), 0);
+  assert_int_equal(mst_chunks_write_busy(f->m.chunks, 1, FX_T0), 0);
+  assert_int_equal(mst_bg_scan(&f->m, FX_T0 + 1000), 1);
+  assert_int_equal(fx_chunk(f, 2).nrep, 2);
+  assert_int_equal(mst_bg_repair(&f->m, FX_T0 + 1000), 2);
+  fx_free(f);
+}
+
 /* ---- trimming, drains, rebalancing ------------------------------------------------ */
 
 static void extra_copies_trimmed_by_preference(void **state) {
@@ -431,6 +463,7 @@ CAIRN_TEST_MAIN(cmocka_unit_test(dead_server_repaired_in_another_zone),
                 cmocka_unit_test(stuck_clones_are_abandoned),
                 cmocka_unit_test(clone_at_wrong_version_is_rejected),
                 cmocka_unit_test(leased_chunk_waits_for_its_lease),
+                cmocka_unit_test(chunk_being_granted_is_left_alone),
                 cmocka_unit_test(extra_copies_trimmed_by_preference),
                 cmocka_unit_test(drain_moves_every_replica_off),
                 cmocka_unit_test(rebalance_moves_to_emptier_server),
