@@ -11,8 +11,9 @@
  *      while preparing locally: each participant checks the version and the
  *      bytes, makes the mutation durable but undoable in the store, then
  *      journals the round (primary and replica set) and only then votes yes;
- *   3. with the primary's own yes and yes votes from a quorum
- *      (floor(n/2) + 1 of the n replicas of the lease): Commit on the
+ *   3. with the primary's own yes, yes votes from a quorum (floor(n/2) + 1
+ *      of the n replicas of the lease) and the lease still valid (with its
+ *      margin; once it ends the master may move the version on): Commit on the
  *      secondaries that voted yes, in parallel, and commit locally LAST;
  *      otherwise Abort everywhere it may have been prepared (nothing
  *      changes: every replica stays byte-identical);
@@ -67,6 +68,17 @@
  * told the client anything, and every replica that may have committed is a
  * secondary it asks: it commits iff some secondary committed, and otherwise
  * aborts, matching every secondary that only prepared or voted no.
+ *
+ * A running replica whose primary went between the votes and the decision
+ * is settled by the master's next SetVersion (a new lease, granted only once
+ * the old one is over): it asks the others twice, a retry pause apart (a
+ * Commit sent just before the primary went may still be landing), applies
+ * a definite answer, and otherwise aborts and takes the new version. Safe
+ * for the same reason: a client hears of a write only after every replica
+ * that did not commit it was reported and left out of the next version, so
+ * a replica the master still moves on either committed the write or holds
+ * one no client was told of; and no primary commits once its lease ended,
+ * so nobody commits it later either.
  *
  * Threads: every function may be called from any thread; they block on
  * disk and on other servers (up to cfg.rpc_timeout_ms per step, more while
@@ -170,8 +182,9 @@ int cs_twopc_outcome(cs_server *s, uint64_t handle, uint64_t version, uint64_t s
  * empty replica for a never-written chunk, old_version 1), then, when
  * lease_expiry_ms > 0, this server is primary of the new version with the
  * given replica set (it must come first in it); otherwise any lease of the
- * handle is dropped. An undecided mutation in the way is resolved first if
- * another replica knows its outcome. Errors: CAIRN_EINVAL (bad request),
+ * handle is dropped. An undecided mutation in the way is resolved first:
+ * as another replica knows it, else aborted (see above for why). Errors:
+ * CAIRN_EINVAL (bad request),
  * the store's (CAIRN_ENOENT, CAIRN_ESTALE, CAIRN_EBUSY, ...).
  */
 int cs_twopc_set_version(cs_server *s, const Cairn__V1__SetVersionRequest *req, char *err,

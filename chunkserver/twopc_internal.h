@@ -109,7 +109,9 @@ int cs__tp_ask(cs_server *s, const Cairn__V1__PrepareRequest *j, int64_t timeout
 /* The chunk mutex of `handle` is held and its pending mutation stands in
  * the way: read its journal and ask the others once; apply a definite
  * answer (abort as well when there is no journal: it never voted yes).
- * 1 resolved, 0 still undecided, or an error of the store. */
-int cs__tp_resolve_now(cs_server *s, uint64_t handle, int64_t timeout_ms);
+ * With `settle`, an answer nobody can give is taken as abort after one more
+ * round of questions (see cs_twopc_set_version in cs_twopc.h for when that
+ * is safe). 1 resolved, 0 still undecided, or an error of the store. */
+int cs__tp_resolve_now(cs_server *s, uint64_t handle, int64_t timeout_ms, bool settle);
 
 #endif /* TWOPC_INTERNAL_H */

@@ -103,7 +103,7 @@ int cs__tp_prepare_locked(cs_server *s, const Cairn__V1__PrepareRequest *req, ch
     if (rc != CAIRN_EBUSY || attempt > 0) break;
     cs_store_intent it;
     if (cs__tp_pending_of(s, req->handle, &it) != 0 || it.serial == req->serial) break;
-    if (cs__tp_resolve_now(s, req->handle, rpc_timeout(s) / 4) != 1) break;
+    if (cs__tp_resolve_now(s, req->handle, rpc_timeout(s) / 4, false) != 1) break;
   }
   if (rc != 0) {
     if (err && !err[0])
@@ -332,7 +332,10 @@ int cs_twopc_set_version(cs_server *s, const Cairn__V1__SetVersionRequest *req, 
   bool was_there = cs_store_info(s->store, req->handle, &before) == 0 &&
                    before.version == req->new_version;
   int rc = cs_store_set_version(s->store, req->handle, req->old_version, req->new_version);
-  if (rc == CAIRN_EBUSY && cs__tp_resolve_now(s, req->handle, rpc_timeout(s) / 2) == 1)
+  /* The master moves a version on only when no primary may commit at the
+   * old one any more (cs_twopc.h): a mutation nobody can vouch for is
+   * aborted rather than left to block the chunk. */
+  if (rc == CAIRN_EBUSY && cs__tp_resolve_now(s, req->handle, rpc_timeout(s) / 4, true) == 1)
     rc = cs_store_set_version(s->store, req->handle, req->old_version, req->new_version);
   if (rc != 0) {
     cs__tp_say(err, errlen, "version %" PRIu64 " -> %" PRIu64 " refused: %s", req->old_version,

@@ -29,6 +29,7 @@ typedef struct round {
   int commit_rc[CS_LEASES_MAX_REPLICAS];  /* Commit result, for yes voters */
   int local_vote, local_commit;
   bool commit;                            /* the decision */
+  bool lease_lost;                        /* the votes came in after the lease ended */
   uint32_t committed;                     /* replicas that committed */
   char local_err[160];
 } round;
@@ -113,7 +114,7 @@ static int check_locked(round *r, bool append, char *err, size_t errlen) {
   cs_store_replica info;
   rc = cs_store_info(s->store, req->handle, &info);
   if (rc == 0 && info.pending) {
-    (void)cs__tp_resolve_now(s, req->handle, rpc_timeout(s) / 4);
+    (void)cs__tp_resolve_now(s, req->handle, rpc_timeout(s) / 4, false);
     rc = cs_store_info(s->store, req->handle, &info);
   }
   if (rc != 0) {
@@ -241,6 +242,15 @@ static void run_round(round *r) {
   }
   cs__tp_calls_free(c, r->nsec);
   r->commit = r->local_vote == 0 && yes >= r->quorum;
+  /* Commit only under a lease still valid (with its margin): once it ends
+   * the master may move the version on, and the replicas then settle what
+   * nobody can vouch for as aborted (cs_twopc_set_version). */
+  cs_lease_view now;
+  if (r->commit && (cs_leases_primary(s->leases, req->handle, cmn_wall_ms(), &now) != 0 ||
+                    now.version != req->version)) {
+    r->commit = false;
+    r->lease_lost = true;
+  }
   /* Known before anyone is told: Outcome queries answer from the ring. */
   cs_leases_decided(s->leases, req->handle, req->version, r->serial, r->commit);
 
@@ -347,7 +357,9 @@ static size_t report_failed(round *r, bool *all) {
 /* The client's answer, from what the round and the reports did. */
 static int answer(round *r, bool reported_all, char *err, size_t errlen) {
   if (!r->commit) {
-    if (r->local_vote != 0)
+    if (r->lease_lost)
+      cs__tp_say(err, errlen, "the lease ended before the votes were in");
+    else if (r->local_vote != 0)
       cs__tp_say(err, errlen, "the primary voted no: %s", r->local_err[0] ? r->local_err
                                                                          : cairn_strerror(r->local_vote));
     else

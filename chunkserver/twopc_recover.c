@@ -67,7 +67,9 @@ static int apply(cs_server *s, const cs_store_intent *it, bool commit, const cha
   return rc;
 }
 
-int cs__tp_resolve_now(cs_server *s, uint64_t handle, int64_t timeout_ms) {
+static bool definite(int o) { return o == CS__TP_OUT_COMMITTED || o == CS__TP_OUT_ABORTED; }
+
+int cs__tp_resolve_now(cs_server *s, uint64_t handle, int64_t timeout_ms, bool settle) {
   cs_store_intent it;
   if (cs__tp_pending_of(s, handle, &it) != 0) return 1; /* nothing in the way */
   Cairn__V1__PrepareRequest *j = NULL;
@@ -76,12 +78,22 @@ int cs__tp_resolve_now(cs_server *s, uint64_t handle, int64_t timeout_ms) {
     rc = apply(s, &it, false, "no journal: it never voted yes");
     return rc == 0 ? 1 : rc;
   }
-  if (rc != 0) return 0;
-  int o = cs__tp_ask(s, j, timeout_ms);
-  protobuf_c_message_free_unpacked(&j->base, NULL);
-  if (o != CS__TP_OUT_COMMITTED && o != CS__TP_OUT_ABORTED) return 0;
-  rc = apply(s, &it, o == CS__TP_OUT_COMMITTED,
-             o == CS__TP_OUT_COMMITTED ? "a replica committed it" : "a replica aborted it");
+  if (rc != 0 && !settle) return 0;
+  int o = j ? cs__tp_ask(s, j, timeout_ms) : CS__TP_OUT_UNKNOWN;
+  if (!definite(o) && settle && j) {
+    /* A Commit the primary sent just before it went may still be on its
+     * way to another replica: give it a moment to land, then ask again. */
+    struct timespec ts = {0, (long)cs__tp_get(s)->retry_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    o = cs__tp_ask(s, j, timeout_ms);
+  }
+  if (j) protobuf_c_message_free_unpacked(&j->base, NULL);
+  if (!definite(o) && !settle) return 0;
+  const char *why = o == CS__TP_OUT_COMMITTED ? "a replica committed it"
+                    : o == CS__TP_OUT_ABORTED ? "a replica aborted it"
+                                              : "the master moved the version on and no replica "
+                                                "knows the outcome";
+  rc = apply(s, &it, o == CS__TP_OUT_COMMITTED, why);
   return rc == 0 ? 1 : rc;
 }
 

@@ -217,6 +217,37 @@ static void not_primary_or_expired(void **state) {
   tp_assert_files_equal(c, 0, 1, H, 4);
 }
 
+static void lease_ending_during_the_votes_aborts(void **state) {
+  tp_cluster *c = tp_cluster_new(3, 0);
+  *state = c;
+  tp_chunk(c, H, 0, 3);
+  unsigned char data[3000];
+  tp_fill(data, sizeof data, 12);
+  assert_int_equal(tp_write(c, 0, ALL3, H, 2, 0, data, sizeof data, 1, NULL), 0);
+  /* A lease with 1.5 s left (1 s once the margin is taken off), and a
+   * secondary whose prepare takes 1.5 s: the votes are in after the lease. */
+  size_t idx[3] = {0, 1, 2};
+  tp_grant(c, H, 2, 3, idx, 3, cmn_wall_ms() + 1500);
+  unsigned char *before[3];
+  size_t blen[3];
+  for (size_t i = 0; i < 3; i++) before[i] = snap(c, i, 3, &blen[i]);
+  tp_node *slow = &c->nodes[1];
+  slow->fault.slow_step = "prepare.sync";
+  slow->fault.slow_ms = 1500;
+  atomic_store(&slow->fault.armed, 1);
+  tp_fill(data, sizeof data, 13);
+  assert_int_equal(tp_write(c, 0, ALL3, H, 3, 1000, data, sizeof data, 2, NULL),
+                   CAIRN_ENOQUORUM);
+  assert_true(atomic_load(&slow->fault.fired));
+  atomic_store(&slow->fault.armed, 0);
+  for (size_t i = 0; i < 3; i++) {
+    assert_same_as(c, i, 3, before[i], blen[i]);
+    assert_int_equal(tp_pending_count(tp_s(c, i)), 0);
+    free(before[i]);
+  }
+  assert_int_equal(tp_master_reports(&c->master, NULL, 0), 0);
+}
+
 static void stale_version(void **state) {
   tp_cluster *c = tp_cluster_new(3, 0);
   *state = c;
@@ -717,7 +748,9 @@ CAIRN_TEST_MAIN(cmocka_unit_test_teardown(write_all_healthy, teardown), cmocka_u
                 cmocka_unit_test_teardown(one_secondary_store_fault, teardown),
                 cmocka_unit_test_teardown(two_secondaries_fail_abort, teardown),
                 cmocka_unit_test_teardown(master_unreachable_is_unavailable, teardown),
-                cmocka_unit_test_teardown(not_primary_or_expired, teardown), cmocka_unit_test_teardown(stale_version, teardown),
+                cmocka_unit_test_teardown(not_primary_or_expired, teardown),
+                cmocka_unit_test_teardown(lease_ending_during_the_votes_aborts, teardown),
+                cmocka_unit_test_teardown(stale_version, teardown),
                 cmocka_unit_test_teardown(bad_input_changes_nothing, teardown),
                 cmocka_unit_test_teardown(commit_abort_idempotent, teardown),
                 cmocka_unit_test_teardown(concurrent_writes_serialised, teardown),

@@ -300,6 +300,35 @@ static void lost_commit_is_healed_by_set_version(void **state) {
   tp_assert_content(c, 2, H, 3, data, sizeof data);
 }
 
+static void new_version_settles_what_nobody_knows(void **state) {
+  tp_cluster *c = tp_cluster_new(3, 60000);
+  *state = c;
+  tp_chunk(c, H, 0, 3);
+  unsigned char base[6000], data[4000];
+  tp_fill(base, sizeof base, 11);
+  tp_fill(data, sizeof data, 12);
+  assert_int_equal(tp_write(c, 0, ALL3, H, 2, 0, base, sizeof base, 1, NULL), 0);
+  /* Then the primary went between the votes and the decision of serial 2:
+   * nodes 1 and 2 hold it prepared, with only each other to ask. */
+  prepare_only(c, 1, "gone-primary", "127.0.0.1:1", 6u, 2, data, sizeof data);
+  prepare_only(c, 2, "gone-primary", "127.0.0.1:1", 6u, 2, data, sizeof data);
+  /* The master grants a new lease once the old one is over: both settle
+   * the mutation as aborted and take the version, well inside the
+   * master's call deadline, with the bytes they had committed. */
+  size_t idx[2] = {1, 2};
+  int64_t t0 = cmn_mono_ms();
+  tp_grant(c, H, 2, 3, idx, 2, cmn_wall_ms() + 60000);
+  assert_true(cmn_mono_ms() - t0 < 2 * TP_RPC_TIMEOUT_MS);
+  for (size_t i = 1; i < 3; i++) {
+    assert_int_equal(tp_pending_count(tp_s(c, i)), 0);
+    assert_int_equal(tp_journal_count(&c->nodes[i]), 0);
+    tp_assert_content(c, i, H, 3, base, sizeof base);
+  }
+  /* And the chunk takes writes again under the new lease. */
+  assert_int_equal(tp_write(c, 1, 6u, H, 3, sizeof base, data, sizeof data, 3, NULL), 0);
+  tp_assert_files_equal(c, 1, 2, H, 3);
+}
+
 static void recover_stops_on_request(void **state) {
   tp_cluster *c = tp_cluster_new(3, 60000);
   *state = c;
@@ -335,4 +364,5 @@ CAIRN_TEST_MAIN(cmocka_unit_test_teardown(participant_commits_after_restart, tea
                 cmocka_unit_test_teardown(primary_aborts_when_no_secondary_committed, teardown),
                 cmocka_unit_test_teardown(lost_abort_is_healed_by_next_round, teardown),
                 cmocka_unit_test_teardown(lost_commit_is_healed_by_set_version, teardown),
+                cmocka_unit_test_teardown(new_version_settles_what_nobody_knows, teardown),
                 cmocka_unit_test_teardown(recover_stops_on_request, teardown))

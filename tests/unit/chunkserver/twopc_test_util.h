@@ -108,18 +108,26 @@ static inline size_t tp_master_reports(tp_master *m, tp_report *out, size_t cap)
 /* ---- chunkserver nodes ---- */
 
 /* Store fault hook: crash at the first step named crash_step, or fail
- * steps named err_step with err_code, while armed. */
+ * steps named err_step with err_code, or stall steps named slow_step for
+ * slow_ms, while armed. */
 typedef struct tp_fault {
   atomic_int armed;
   const char *crash_step;
   const char *err_step;
   int err_code;
+  const char *slow_step;
+  int slow_ms;
   atomic_int fired;
 } tp_fault;
 
 static inline int tp_fault_fn(void *arg, const char *step) {
   tp_fault *f = arg;
   if (!atomic_load(&f->armed)) return 0;
+  if (f->slow_step && strcmp(step, f->slow_step) == 0) {
+    atomic_store(&f->fired, 1);
+    usleep((useconds_t)f->slow_ms * 1000);
+    return 0;
+  }
   if (f->crash_step && strcmp(step, f->crash_step) == 0) {
     atomic_store(&f->armed, 0);
     atomic_store(&f->fired, 1);
