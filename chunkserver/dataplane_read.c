@@ -17,7 +17,8 @@
  *
  * CLONE is a READ of the whole committed replica; its first piece also
  * looks the replica up (cs_store_info) on the pool, to learn the length and
- * refuse another version (CAIRN_ESTALE) or a corrupt replica (CAIRN_ECORRUPT).
+ * refuse another version (CAIRN_ESTALE), a corrupt replica (CAIRN_ECORRUPT)
+ * or one with a mutation prepared and not yet decided (CAIRN_EBUSY).
  */
 #include "dataplane_internal.h"
 
@@ -52,6 +53,9 @@ static void read_work(uv_work_t *req) {
     int rc = cs_store_info(rd->store, rd->handle, &r);
     if (rc == 0 && r.version != rd->version) rc = CAIRN_ESTALE;
     if (rc == 0 && r.corrupt) rc = CAIRN_ECORRUPT;
+    /* A prepared, undecided mutation may still be committed: a copy taken
+     * now could miss it. The master orders the clone again later. */
+    if (rc == 0 && rd->clone && r.pending) rc = CAIRN_EBUSY;
     if (rc < 0) {
       rd->got = rc;
       return;

@@ -167,6 +167,19 @@ static void clone_and_import(void **state) {
   total = 99;
   assert_int_equal(cmn_dp_clone(c, 23, 1, sink_piece, &k, &total), 0);
   assert_int_equal(total, 0);
+  /* a mutation prepared and not decided yet: no copy until it is, then
+   * the copy has it */
+  uint8_t more[5000];
+  memset(more, 0x6b, sizeof more);
+  assert_int_equal(cs_store_prepare(s.store, 21, 5, 7, len, more, sizeof more,
+                                    cmn_crc32c(0, more, sizeof more), 0), 0);
+  assert_int_equal(cmn_dp_clone(c, 21, 5, sink_piece, &k, &total), CAIRN_EBUSY);
+  assert_int_equal(cs_store_commit(s.store, 21, 5, 7), 0);
+  cmn_buf_free(&k.bytes);
+  memset(&k, 0, sizeof k);
+  assert_int_equal(cmn_dp_clone(c, 21, 5, sink_piece, &k, &total), 0);
+  assert_int_equal(total, len + sizeof more);
+  assert_memory_equal(k.bytes.data + len, more, sizeof more);
   /* a receiver that gives up breaks the connection */
   sink k2 = {.stop_after = 1};
   assert_int_equal(cmn_dp_clone(c, 21, 5, sink_piece, &k2, &total), CAIRN_ENOSPC);
