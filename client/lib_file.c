@@ -14,6 +14,9 @@
  * the end leaves a gap. Bytes of the gap that no replica holds (past a
  * chunk's committed length, or a chunk never written, which the master
  * still lists at its creation version 1) read as zeros, like a sparse file.
+ * A replica that answers short of the committed length the master knows
+ * for that version is not showing a hole: it lacks writes, and the next
+ * replica is asked instead.
  */
 #include "lib_internal.h"
 
@@ -216,6 +219,15 @@ static int read_replicas(cairn_file *f, const cairn__loc *l, uint64_t off, size_
   for (k = 0; k < l->n; k++) {
     const cairn__replica *rep = &l->rep[order[k]];
     int64_t got = cairn__dp_read(c, rep, l->handle, l->version, off, len, dst);
+    if (got >= 0 && (size_t)got < len && off + (uint64_t)got < l->length) {
+      /* Fewer committed bytes than the master knows this version has: not a
+       * hole but a replica that lacks writes. Never hand out its zeros. */
+      CMN_INFO(CAIRN__LOG, "replica shorter than its chunk handle=%llu version=%llu server=%s "
+               "has=%llu master_length=%llu", (unsigned long long)l->handle,
+               (unsigned long long)l->version, rep->id, (unsigned long long)(off + (uint64_t)got),
+               (unsigned long long)l->length);
+      got = CAIRN_ESTALE;
+    }
     if (got >= 0) {
       if ((size_t)got < len) memset(dst + got, 0, len - (size_t)got);
       return 0;

@@ -468,6 +468,65 @@ static void read_skips_a_corrupt_replica(void **state) {
   free(data);
 }
 
+static void copy_file(const char *from, const char *to) {
+  size_t n = 0;
+  char *buf = NULL;
+  assert_int_equal(cmn_read_file(from, 8 * MIB, &buf, &n), 0);
+  FILE *fp = fopen(to, "wb");
+  assert_non_null(fp);
+  assert_int_equal(fwrite(buf, 1, n, fp), n);
+  assert_int_equal(fclose(fp), 0);
+  free(buf);
+}
+
+struct chunk_at {
+  uint64_t file_id, length;
+};
+
+static bool master_knows_length(it_cluster *c, void *arg) {
+  struct chunk_at *a = arg;
+  Cairn__V1__LookupChunksReply *lr = NULL;
+  if (it_lookup(c, a->file_id, 0, &lr) != 0) return false;
+  bool ok = lr->n_chunks == 1 && lr->chunks[0]->length == a->length;
+  protobuf_c_message_free_unpacked(&lr->base, NULL);
+  return ok;
+}
+
+/* A replica that holds fewer committed bytes than its version has (it
+ * lacks writes: the old copy of a replica put back at the same version) is
+ * not a hole: the read moves on to a replica that has them, never handing
+ * out zeros for them. */
+static void read_skips_a_replica_that_lacks_writes(void **state) {
+  fx *x = *state;
+  size_t n = MIB + MIB / 2;
+  uint8_t *data = cmn_malloc(n);
+  fill(data, n, 9);
+  uint64_t handle;
+  int victim = setup_victim(x, "/fault/short", data, MIB / 4, &handle);
+  char path[600], saved[700];
+  it_replica_path(&x->c, victim, handle, path, sizeof path);
+  assert_true(path[0] != '\0');
+  snprintf(saved, sizeof saved, "%s/short-replica", x->c.dir);
+  copy_file(path, saved); /* a quarter chunk committed, at the current version */
+  cairn_file *f = open_rw(x->cl, "/fault/short");
+  write_all(f, data + MIB / 4, n - MIB / 4, MIB / 4);
+  struct chunk_at at = {f->id, MIB};
+  cairn_close(f);
+  /* The victim comes back with the old copy; every server restarts, so the
+   * master learns the chunk's length from their reports. */
+  for (int i = 0; i < 3; i++) it_cs_kill(&x->c, i);
+  copy_file(saved, path);
+  for (int i = 0; i < 3; i++) assert_int_equal(it_cs_start(&x->c, i), 0);
+  assert_true(it_wait_until(&x->c, 20000, master_knows_length, &at));
+  cairn_client *cl = client_with(x, prefer_zone, x->c.cs[victim].zone);
+  assert_file_is(cl, "/fault/short", data, n);
+  cairn__stats st;
+  cairn__client_stats(cl, &st);
+  assert_true(st.fallbacks > 0); /* the short replica was tried first and skipped */
+  cairn_disconnect(cl);
+  free(data);
+}
+
 static void write_survives_a_dead_secondary(void **state) {
   fx *x = *state;
   size_t n = MIB + MIB / 2;
@@ -740,6 +799,7 @@ CAIRN_TEST_MAIN(
     cmocka_unit_test_setup_teardown(put_and_get_twenty_mib, setup, teardown),
     cmocka_unit_test_setup_teardown(read_falls_back_when_a_server_dies, setup, teardown),
     cmocka_unit_test_setup_teardown(read_skips_a_corrupt_replica, setup, teardown),
+    cmocka_unit_test_setup_teardown(read_skips_a_replica_that_lacks_writes, setup, teardown),
     cmocka_unit_test_setup_teardown(write_survives_a_dead_secondary, setup, teardown),
     cmocka_unit_test_setup_teardown(cache_ttl_expires, setup, teardown),
     cmocka_unit_test_setup_teardown(namespace_through_the_library, setup, teardown),
