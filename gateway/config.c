@@ -67,7 +67,7 @@ static const cmn_config_opt opts[] = {
                 "client connections at most (one thread each)"),
     CMN_OPT_DURATION(gw_config, idle_timeout_ms, "idle_timeout", 1000, 3600000, "60s",
                      "an idle connection is closed after this"),
-    CMN_OPT_SIZE(gw_config, upload_buffer, "upload_buffer", 64 << 10, 256LL << 20, "8M",
+    CMN_OPT_SIZE(gw_config, upload_buffer, "upload_buffer", 64 << 10, 256LL << 20, "16M",
                  "bytes of an upload gathered per cluster write"),
     CMN_OPT_INT(gw_config, upload_depth, "upload_depth", 1, 8, "2",
                 "upload buffers per request (one filling while the others are written)"),

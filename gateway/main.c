@@ -2,6 +2,7 @@
  * main.c - cairn-gateway: read the configuration, start the gateway, write
  * the ready file, serve until SIGINT/SIGTERM, stop.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "cmn_daemon.h"
 #include "cmn_log.h"
 #include "gw.h"
+
+#define GW_MMAP_THRESHOLD (2 << 20)
 
 /* url= and pid= lines, written atomically once the listener is up. */
 static int write_ready(const gw_ctx *gw) {
@@ -26,6 +29,11 @@ static int write_ready(const gw_ctx *gw) {
 }
 
 int main(int argc, char **argv) {
+  /* Large blocks straight from and back to the system. Left to adjust
+   * itself, malloc raises this threshold when such a block is freed: the
+   * first password hash (argon2id's 19 MiB by default) went back to the
+   * system, every later one stayed resident in the heap for good. */
+  mallopt(M_MMAP_THRESHOLD, GW_MMAP_THRESHOLD);
   cmn_log_init("cairn-gateway");
   cmn_daemon_block_signals();
   gw_ctx gw;
