@@ -437,7 +437,7 @@ static void register_endpoint(struct cluster *c, struct endpoint *e, int n, cons
                                .methods = ep_methods, .n_methods = 1, .ctx = e};
   assert_int_equal(cmn_rpc_server_start(&cfg, &e->srv), 0);
   snprintf(e->addr, sizeof e->addr, "127.0.0.1:%d", cmn_rpc_server_port(e->srv));
-  snprintf(e->id, sizeof e->id, "00000000-0000-4000-8000-00000000000%d", n);
+  snprintf(e->id, sizeof e->id, "00000000-0000-4000-8000-%012d", n);
   char cid[64] = "";
   char *path = cmn_sprintf("%s/cluster_id", c->data);
   char *text = NULL;
@@ -515,6 +515,41 @@ static void lease_grant_bumps_version_durably(void **state) {
   for (int i = 0; i < 3; i++) cmn_rpc_server_stop(ep[i].srv);
 }
 
+/* A grant that no replica takes leaves their copies alone: they are the
+ * only copies there are, so no delete is ever ordered for them. */
+static void grant_nobody_took_deletes_nothing(void **state) {
+  struct cluster *c = *state;
+  struct endpoint ep[3];
+  memset(ep, 0, sizeof ep);
+  const char *zones[3] = {"z1", "z2", "z3"};
+  for (int i = 0; i < 3; i++) {
+    register_endpoint(c, &ep[i], i + 1, zones[i]);
+    ep[i].refuse = 1;
+  }
+  uint64_t id;
+  assert_int_equal(do_create(c->ch, "/refused", &id), 0);
+  Cairn__V1__PrepareWriteRequest pw = CAIRN__V1__PREPARE_WRITE_REQUEST__INIT;
+  pw.file_id = id;
+  assert_true(call(c->ch, "PrepareWrite", &pw.base, NULL) < 0);
+  for (int i = 0; i < 3; i++) assert_true(atomic_load(&ep[i].calls) >= 1);
+  /* Each server's next heartbeats carry no instruction to delete it. */
+  for (int beat = 0; beat < 2; beat++) {
+    for (int i = 0; i < 3; i++) {
+      Cairn__V1__HeartbeatRequest hb = CAIRN__V1__HEARTBEAT_REQUEST__INIT;
+      hb.server_id = ep[i].id;
+      hb.capacity_bytes = 100ull << 30;
+      hb.free_bytes = 90ull << 30;
+      Cairn__V1__HeartbeatReply *r = NULL;
+      assert_int_equal(call(c->ch, "Heartbeat", &hb.base, (ProtobufCMessage **)&r), 0);
+      for (size_t k = 0; k < r->n_instructions; k++)
+        assert_int_not_equal(r->instructions[k]->kind,
+                             CAIRN__V1__SERVER_INSTRUCTION__KIND__KIND_DELETE);
+      protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+  }
+  for (int i = 0; i < 3; i++) cmn_rpc_server_stop(ep[i].srv);
+}
+
 static void init_refuses_existing_cluster(void **state) {
   struct cluster *c = *state;
   char bin[512];
@@ -539,4 +574,5 @@ CAIRN_TEST_MAIN(cmocka_unit_test_setup_teardown(restart_keeps_10000_files, setup
                 cmocka_unit_test_setup_teardown(http_endpoints, setup, teardown),
                 cmocka_unit_test_setup_teardown(namespace_errors_over_rpc, setup, teardown),
                 cmocka_unit_test_setup_teardown(lease_grant_bumps_version_durably, setup, teardown),
+                cmocka_unit_test_setup_teardown(grant_nobody_took_deletes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(init_refuses_existing_cluster, setup, teardown))
