@@ -71,6 +71,23 @@ int mst_svc_set_version(mst_master *m, const char *rpc_addr, uint64_t handle, ui
                         uint64_t new_v, int64_t expiry, struct Cairn__V1__ServerAddress **replicas,
                         size_t nrep, struct cmn_rpc_status *st);
 
+/* One SetVersion of a batch: where, and the lease expiry (0: a secondary);
+ * rc and msg are filled in. */
+typedef struct mst_sv_push {
+  const char *rpc_addr;
+  int64_t expiry;
+  int rc;
+  char msg[160];
+} mst_sv_push;
+
+/* The SetVersion calls p[0..n) (same handle, versions and replica set), all
+ * at once, each as mst_svc_set_version: a grant or a bump waits for its
+ * slowest replica instead of the sum of them. Returns when every call
+ * answered or gave up. Runs without the master lock. */
+void mst_svc_set_versions(mst_master *m, mst_sv_push *p, size_t n, uint64_t handle,
+                          uint64_t old_v, uint64_t new_v,
+                          struct Cairn__V1__ServerAddress **replicas, size_t nrep);
+
 /* What mst_server_report did with one replica. */
 typedef enum mst_report_outcome {
   MST_REPORT_ADDED = 0,      /* in the replica set */

@@ -25,6 +25,7 @@
 #include "mst_background.h"
 #include "mst_placement.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -256,19 +257,61 @@ static struct mst_grant grant_take(mst_master *m, uint64_t handle) {
   return g;
 }
 
+static void log_refusal(uint64_t handle, const mst_sv_push *p, uint64_t new_v) {
+  CMN_WARN("lease", "replica refused new version handle=%llu server=%s version=%llu error=%s "
+           "message=\"%s\"",
+           (unsigned long long)handle, p->rpc_addr, (unsigned long long)new_v,
+           cairn_err_name(p->rc), p->msg);
+}
+
 /* Tell one replica its new version (and, for the primary, its lease),
- * logging a refusal under `mod`. Runs without the lock. */
+ * logging a refusal. Runs without the lock. */
 static int push_version(mst_master *m, const char *rpc_addr, uint64_t handle, uint64_t old_v,
                         uint64_t new_v, int64_t expiry, Cairn__V1__ServerAddress **replicas,
                         size_t nrep) {
+  mst_sv_push p = {.rpc_addr = rpc_addr, .expiry = expiry};
+  mst_svc_set_versions(m, &p, 1, handle, old_v, new_v, replicas, nrep);
+  if (p.rc != 0) log_refusal(handle, &p, new_v);
+  return p.rc;
+}
+
+struct sv_job {
+  mst_master *m;
+  mst_sv_push *p;
+  uint64_t handle, old_v, new_v;
+  Cairn__V1__ServerAddress **replicas;
+  size_t nrep;
+  pthread_t th;
+  bool started;
+};
+
+static void *sv_main(void *arg) {
+  struct sv_job *j = arg;
   cmn_rpc_status st = {0};
-  int rc = mst_svc_set_version(m, rpc_addr, handle, old_v, new_v, expiry, replicas, nrep, &st);
-  if (rc != 0)
-    CMN_WARN("lease", "replica refused new version handle=%llu server=%s version=%llu error=%s "
-             "message=\"%s\"",
-             (unsigned long long)handle, rpc_addr, (unsigned long long)new_v, cairn_err_name(rc),
-             st.message);
-  return rc;
+  j->p->rc = mst_svc_set_version(j->m, j->p->rpc_addr, j->handle, j->old_v, j->new_v,
+                                 j->p->expiry, j->replicas, j->nrep, &st);
+  snprintf(j->p->msg, sizeof j->p->msg, "%.*s", (int)sizeof j->p->msg - 1,
+           j->p->rc != 0 ? st.message : "");
+  return NULL;
+}
+
+void mst_svc_set_versions(mst_master *m, mst_sv_push *p, size_t n, uint64_t handle,
+                          uint64_t old_v, uint64_t new_v, Cairn__V1__ServerAddress **replicas,
+                          size_t nrep) {
+  struct sv_job jobs[MST_CHUNK_REPLICAS_MAX];
+  if (n > MST_CHUNK_REPLICAS_MAX) n = MST_CHUNK_REPLICAS_MAX;
+  for (size_t i = 0; i < n; i++) {
+    memset(&jobs[i], 0, sizeof jobs[i]);
+    jobs[i] = (struct sv_job){.m = m, .p = &p[i], .handle = handle, .old_v = old_v,
+                              .new_v = new_v, .replicas = replicas, .nrep = nrep};
+    /* The first here; the others on threads of their own (here, too, when
+     * no thread can be had). */
+    jobs[i].started = i > 0 && pthread_create(&jobs[i].th, NULL, sv_main, &jobs[i]) == 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!jobs[i].started) sv_main(&jobs[i]);
+  for (size_t i = 0; i < n; i++)
+    if (jobs[i].started) pthread_join(jobs[i].th, NULL);
 }
 
 int mst_svc_set_version(mst_master *m, const char *rpc_addr, uint64_t handle, uint64_t old_v,
@@ -358,9 +401,14 @@ static int grant_lease(mst_master *m, uint64_t handle, struct loc_buf *out) {
   int ok[MST_CHUNK_REPLICAS_MAX] = {0};
   size_t acked = 0, n = snap->loc.n_replicas;
   if (rc == 0) {
+    /* All at once: nobody hears of the lease before the grant is answered. */
+    mst_sv_push pushes[MST_CHUNK_REPLICAS_MAX];
+    for (size_t i = 0; i < n; i++)
+      pushes[i] = (mst_sv_push){.rpc_addr = snap->addrs[i].rpc_addr, .expiry = i == 0 ? expiry : 0};
+    mst_svc_set_versions(m, pushes, n, handle, old_v, new_v, snap->ptrs, n);
     for (size_t i = 0; i < n; i++) {
-      ok[i] = push_version(m, snap->addrs[i].rpc_addr, handle, old_v, new_v, i == 0 ? expiry : 0,
-                           snap->ptrs, n) == 0;
+      ok[i] = pushes[i].rc == 0;
+      if (!ok[i]) log_refusal(handle, &pushes[i], new_v);
       acked += ok[i] ? 1 : 0;
     }
   }

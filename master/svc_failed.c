@@ -7,9 +7,10 @@
  *
  * Order matters: the bump is durable in the log before any chunkserver
  * hears of it (a restarted master never hands out a version below one a
- * server holds), and the pushes run without the lock. The handler runs the
- * whole sequence on a thread of its own, since it waits for the disk and
- * for up to one RPC deadline per survivor, and RPC workers must not block.
+ * server holds), and the pushes run without the lock: the secondaries all
+ * at once, then the primary with its lease. The handler runs the whole
+ * sequence on a thread of its own, since it waits for the disk and for up
+ * to two rounds of SetVersion deadlines, and RPC workers must not block.
  */
 #include "mst_servers_svc.h"
 
@@ -46,7 +47,8 @@ static bool id_ok(const char *s) {
 static bool handle_valid(uint64_t h) { return h != 0 && h != UINT64_MAX; }
 
 /* The survivors as the pushes need them, copied under the lock: the
- * primary first (it learns its lease expiry again), then the others. */
+ * primary first in the replica set (the lease goes with it), then the
+ * others. */
 struct survivors {
   size_t n;
   uint16_t idx[MST_CHUNK_REPLICAS_MAX];
@@ -92,18 +94,36 @@ static void survivors_fill(mst_master *m, const mst_chunk_info *ci, uint16_t pri
   }
 }
 
-/* SetVersion to one survivor; runs without the lock. */
-static int push_version(mst_master *m, const struct survivors *s, size_t i, uint64_t handle,
-                        uint64_t old_v, uint64_t new_v, int64_t expiry) {
-  cmn_rpc_status st = {0};
-  int rc = mst_svc_set_version(m, s->addrs[i].rpc_addr, handle, old_v, new_v, expiry,
-                               (Cairn__V1__ServerAddress **)s->ptrs, s->n, &st);
-  if (rc != 0)
-    CMN_WARN("failed-replica", "survivor did not take the new version handle=%llu server=%s "
-             "version=%llu error=%s message=\"%s\"",
-             (unsigned long long)handle, s->addrs[i].id, (unsigned long long)new_v,
-             cairn_err_name(rc), st.message);
-  return rc;
+/*
+ * SetVersion to the survivors, without the lock: the others first, all at
+ * once, then the primary with its lease, so that a round it starts at the
+ * new version finds every survivor there already. ok[i] says who took it.
+ */
+static size_t push_versions(mst_master *m, const struct survivors *s, uint16_t primary,
+                            uint64_t handle, uint64_t old_v, uint64_t new_v, int64_t expiry,
+                            bool *ok) {
+  mst_sv_push p[MST_CHUNK_REPLICAS_MAX];
+  size_t map[MST_CHUNK_REPLICAS_MAX], np = 0, acked = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    np = 0;
+    for (size_t i = 0; i < s->n; i++) {
+      if ((s->idx[i] == primary) != (pass == 1)) continue;
+      p[np] = (mst_sv_push){.rpc_addr = s->addrs[i].rpc_addr, .expiry = pass == 1 ? expiry : 0};
+      map[np++] = i;
+    }
+    mst_svc_set_versions(m, p, np, handle, old_v, new_v, (Cairn__V1__ServerAddress **)s->ptrs,
+                         s->n);
+    for (size_t k = 0; k < np; k++) {
+      ok[map[k]] = p[k].rc == 0;
+      acked += ok[map[k]] ? 1 : 0;
+      if (p[k].rc != 0)
+        CMN_WARN("failed-replica", "survivor did not take the new version handle=%llu server=%s "
+                 "version=%llu error=%s message=\"%s\"",
+                 (unsigned long long)handle, s->addrs[map[k]].id, (unsigned long long)new_v,
+                 cairn_err_name(p[k].rc), p[k].msg);
+    }
+  }
+  return acked;
 }
 
 /*
@@ -197,12 +217,7 @@ int mst_server_report_failed(mst_master *m, const Cairn__V1__ReportFailedReplica
 
   rc = mst_waiter_wait(&w); /* durable before any server hears of it */
   bool ok[MST_CHUNK_REPLICAS_MAX] = {false};
-  size_t acked = 0;
-  for (size_t i = 0; rc == 0 && i < s.n; i++) {
-    int64_t exp = s.idx[i] == primary ? expiry : 0; /* 0: you are a secondary */
-    ok[i] = push_version(m, &s, i, req->handle, old_v, new_v, exp) == 0;
-    acked += ok[i] ? 1 : 0;
-  }
+  size_t acked = rc == 0 ? push_versions(m, &s, primary, req->handle, old_v, new_v, expiry, ok) : 0;
 
   pthread_rwlock_wrlock(&m->lock);
   bool primary_ok = false;

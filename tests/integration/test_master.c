@@ -409,15 +409,26 @@ struct endpoint {
   char addr[64];
   char id[40];
   int refuse;
+  int delay_ms;               /* answer this late */
   atomic_int calls;
   atomic_int leases;          /* calls that made this server primary */
   uint64_t last_old, last_new;
 };
 
+/* SetVersion calls being answered at once, across every endpoint, and the
+ * most seen together. */
+static atomic_int ep_in_flight, ep_max_in_flight;
+
 static void ep_set_version(cmn_rpc_call *call, const ProtobufCMessage *msg, void *ctx) {
   struct endpoint *e = ctx;
   const Cairn__V1__SetVersionRequest *r = (const Cairn__V1__SetVersionRequest *)msg;
   atomic_fetch_add(&e->calls, 1);
+  int now = atomic_fetch_add(&ep_in_flight, 1) + 1;
+  for (int seen = atomic_load(&ep_max_in_flight);
+       now > seen && !atomic_compare_exchange_weak(&ep_max_in_flight, &seen, now);) {
+  }
+  if (e->delay_ms > 0) usleep((useconds_t)e->delay_ms * 1000);
+  atomic_fetch_sub(&ep_in_flight, 1);
   if (e->refuse) {
     cmn_rpc_fail(call, CAIRN_EIO, "disk failed");
     return;
@@ -515,6 +526,30 @@ static void lease_grant_bumps_version_durably(void **state) {
   for (int i = 0; i < 3; i++) cmn_rpc_server_stop(ep[i].srv);
 }
 
+/* A grant tells its replicas all at once: it waits for the slowest, not
+ * for the sum of them. */
+static void grant_tells_replicas_at_once(void **state) {
+  struct cluster *c = *state;
+  struct endpoint ep[3];
+  memset(ep, 0, sizeof ep);
+  const char *zones[3] = {"z1", "z2", "z3"};
+  for (int i = 0; i < 3; i++) {
+    register_endpoint(c, &ep[i], i + 1, zones[i]);
+    ep[i].delay_ms = 300;
+  }
+  atomic_store(&ep_max_in_flight, 0);
+  uint64_t id;
+  assert_int_equal(do_create(c->ch, "/at-once", &id), 0);
+  Cairn__V1__PrepareWriteRequest pw = CAIRN__V1__PREPARE_WRITE_REQUEST__INIT;
+  pw.file_id = id;
+  Cairn__V1__PrepareWriteReply *r = NULL;
+  assert_int_equal(call(c->ch, "PrepareWrite", &pw.base, (ProtobufCMessage **)&r), 0);
+  assert_int_equal(r->chunk->n_replicas, 3);
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  assert_int_equal(atomic_load(&ep_max_in_flight), 3);
+  for (int i = 0; i < 3; i++) cmn_rpc_server_stop(ep[i].srv);
+}
+
 /* A grant that no replica takes leaves their copies alone: they are the
  * only copies there are, so no delete is ever ordered for them. */
 static void grant_nobody_took_deletes_nothing(void **state) {
@@ -575,4 +610,5 @@ CAIRN_TEST_MAIN(cmocka_unit_test_setup_teardown(restart_keeps_10000_files, setup
                 cmocka_unit_test_setup_teardown(namespace_errors_over_rpc, setup, teardown),
                 cmocka_unit_test_setup_teardown(lease_grant_bumps_version_durably, setup, teardown),
                 cmocka_unit_test_setup_teardown(grant_nobody_took_deletes_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(grant_tells_replicas_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(init_refuses_existing_cluster, setup, teardown))
