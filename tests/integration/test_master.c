@@ -469,12 +469,31 @@ static void register_endpoint(struct cluster *c, struct endpoint *e, int n, cons
   assert_int_equal(call(c->ch, "RegisterServer", &req.base, NULL), 0);
 }
 
+/* Three stand-in servers in zones z1..z3, each refusing or answering late
+ * as told. */
+static void three_endpoints(struct cluster *c, struct endpoint ep[3], int refuse, int delay_ms) {
+  memset(ep, 0, 3 * sizeof ep[0]);
+  const char *zones[3] = {"z1", "z2", "z3"};
+  for (int i = 0; i < 3; i++) {
+    register_endpoint(c, &ep[i], i + 1, zones[i]);
+    ep[i].refuse = refuse;
+    ep[i].delay_ms = delay_ms;
+  }
+}
+
+/* PrepareWrite of chunk 0 of a new file at `path`. */
+static int prepare_new(struct cluster *c, const char *path, Cairn__V1__PrepareWriteReply **r) {
+  uint64_t id;
+  assert_int_equal(do_create(c->ch, path, &id), 0);
+  Cairn__V1__PrepareWriteRequest pw = CAIRN__V1__PREPARE_WRITE_REQUEST__INIT;
+  pw.file_id = id;
+  return call(c->ch, "PrepareWrite", &pw.base, (ProtobufCMessage **)r);
+}
+
 static void lease_grant_bumps_version_durably(void **state) {
   struct cluster *c = *state;
   struct endpoint ep[3];
-  memset(ep, 0, sizeof ep);
-  const char *zones[3] = {"z1", "z2", "z3"};
-  for (int i = 0; i < 3; i++) register_endpoint(c, &ep[i], i + 1, zones[i]);
+  three_endpoints(c, ep, 0, 0);
   ep[2].refuse = 1; /* this replica cannot take the new version */
   uint64_t id;
   assert_int_equal(do_create(c->ch, "/leased", &id), 0);
@@ -531,19 +550,10 @@ static void lease_grant_bumps_version_durably(void **state) {
 static void grant_tells_replicas_at_once(void **state) {
   struct cluster *c = *state;
   struct endpoint ep[3];
-  memset(ep, 0, sizeof ep);
-  const char *zones[3] = {"z1", "z2", "z3"};
-  for (int i = 0; i < 3; i++) {
-    register_endpoint(c, &ep[i], i + 1, zones[i]);
-    ep[i].delay_ms = 300;
-  }
+  three_endpoints(c, ep, 0, 300);
   atomic_store(&ep_max_in_flight, 0);
-  uint64_t id;
-  assert_int_equal(do_create(c->ch, "/at-once", &id), 0);
-  Cairn__V1__PrepareWriteRequest pw = CAIRN__V1__PREPARE_WRITE_REQUEST__INIT;
-  pw.file_id = id;
   Cairn__V1__PrepareWriteReply *r = NULL;
-  assert_int_equal(call(c->ch, "PrepareWrite", &pw.base, (ProtobufCMessage **)&r), 0);
+  assert_int_equal(prepare_new(c, "/at-once", &r), 0);
   assert_int_equal(r->chunk->n_replicas, 3);
   protobuf_c_message_free_unpacked(&r->base, NULL);
   assert_int_equal(atomic_load(&ep_max_in_flight), 3);
@@ -555,17 +565,10 @@ static void grant_tells_replicas_at_once(void **state) {
 static void grant_nobody_took_deletes_nothing(void **state) {
   struct cluster *c = *state;
   struct endpoint ep[3];
-  memset(ep, 0, sizeof ep);
-  const char *zones[3] = {"z1", "z2", "z3"};
-  for (int i = 0; i < 3; i++) {
-    register_endpoint(c, &ep[i], i + 1, zones[i]);
-    ep[i].refuse = 1;
-  }
-  uint64_t id;
-  assert_int_equal(do_create(c->ch, "/refused", &id), 0);
-  Cairn__V1__PrepareWriteRequest pw = CAIRN__V1__PREPARE_WRITE_REQUEST__INIT;
-  pw.file_id = id;
-  assert_true(call(c->ch, "PrepareWrite", &pw.base, NULL) < 0);
+  three_endpoints(c, ep, 1, 0);
+  Cairn__V1__PrepareWriteReply *pr = NULL;
+  assert_true(prepare_new(c, "/refused", &pr) < 0);
+  assert_null(pr);
   for (int i = 0; i < 3; i++) assert_true(atomic_load(&ep[i].calls) >= 1);
   /* Each server's next heartbeats carry no instruction to delete it. */
   for (int beat = 0; beat < 2; beat++) {
