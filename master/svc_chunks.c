@@ -301,7 +301,6 @@ void mst_svc_set_versions(mst_master *m, mst_sv_push *p, size_t n, uint64_t hand
   struct sv_job jobs[MST_CHUNK_REPLICAS_MAX];
   if (n > MST_CHUNK_REPLICAS_MAX) n = MST_CHUNK_REPLICAS_MAX;
   for (size_t i = 0; i < n; i++) {
-    memset(&jobs[i], 0, sizeof jobs[i]);
     jobs[i] = (struct sv_job){.m = m, .p = &p[i], .handle = handle, .old_v = old_v,
                               .new_v = new_v, .replicas = replicas, .nrep = nrep};
     /* The first here; the others on threads of their own (here, too, when
@@ -364,9 +363,6 @@ static int grant_lease(mst_master *m, uint64_t handle, struct loc_buf *out) {
   rec.set_version = &op;
   if ((rc = mst_apply(m, &rec)) != 0) return rc;
   mst_chunks_clear_lease(m->chunks, handle);
-  /* Until the grant ends, no copy of the chunk may start: it would be taken
-   * at the new version and could miss the first writes at it. */
-  (void)mst_chunks_set_flags(m->chunks, handle, MST_CHUNK_F_GRANTING, true);
   mst_waiter w;
   mst_waiter_init(&w);
   mst_log_record(m, &rec, mst_waiter_done, &w);
@@ -501,6 +497,9 @@ static void *grant_main(void *arg) {
   struct grant_job *j = arg;
   mst_master *m = j->m;
   pthread_rwlock_wrlock(&m->lock);
+  /* While the grant runs, no copy of the chunk may start: it would be taken
+   * at the new version and could miss the first writes at it. */
+  (void)mst_chunks_set_flags(m->chunks, j->handle, MST_CHUNK_F_GRANTING, true);
   int rc = grant_lease(m, j->handle, &j->p->loc);
   (void)mst_chunks_set_flags(m->chunks, j->handle, MST_CHUNK_F_GRANTING, false);
   struct mst_grant g = grant_take(m, j->handle);
